@@ -1,0 +1,279 @@
+// Package embedded keeps sessions in a bbolt file: the zero-setup default,
+// persistent across restarts, for a single instance.
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/meshauth/meshauth/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+var (
+	bucketSessions  = []byte("sessions")  // id -> JSON session
+	bucketCustomers = []byte("customers") // customer id | 0 | id -> nothing
+	bucketExpiry    = []byte("expiry")    // expiry unix nanos (8, big-endian) | id -> nothing
+)
+
+// Store is the bbolt backend. bbolt runs one write transaction at a time,
+// which makes every update, Rotate included, atomic.
+type Store struct {
+	db   *bolt.DB
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// Open opens or creates dir/sessions.db. It fails at once, rather than wait,
+// when another process holds the file.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "sessions.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store %s: %w", filepath.Join(dir, "sessions.db"), err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSessions, bucketCustomers, bucketExpiry} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	return &Store{db: db, stop: make(chan struct{})}, nil
+}
+
+// StartSweeper deletes expired sessions every interval, by the clock now,
+// until Close. DynamoDB does the same with its TTL attribute.
+func (s *Store) StartSweeper(interval time.Duration, now func() time.Time, onError func(error)) {
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				if _, err := s.Sweep(now()); err != nil && onError != nil {
+					onError(err)
+				}
+			}
+		}
+	}()
+}
+
+// Sweep deletes the sessions that have expired at now and returns how many.
+func (s *Store) Sweep(now time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketExpiry).Cursor()
+		limit := expiryKey(now, "")
+		var ids []string
+		for k, _ := c.First(); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+			ids = append(ids, string(k[8:]))
+		}
+		for _, id := range ids {
+			if _, err := deleteTx(tx, id); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Close stops the sweeper and closes the file.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.done.Wait()
+	return s.db.Close()
+}
+
+// Ping reports whether the file is open.
+func (s *Store) Ping(context.Context) error {
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
+// Create implements store.Sessions.
+func (s *Store) Create(_ context.Context, sess store.Session) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
+			return store.ErrAlreadyExists
+		}
+		return putTx(tx, sess, nil)
+	})
+}
+
+// Get implements store.Sessions.
+func (s *Store) Get(_ context.Context, id string) (store.Session, error) {
+	var sess store.Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		sess, err = getTx(tx, id)
+		return err
+	})
+	return sess, err
+}
+
+// Rotate implements store.Sessions.
+func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Session, error) {
+	var sess store.Session
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		old, err := getTx(tx, id)
+		if err != nil {
+			return err
+		}
+		sess = old
+		if subtle.ConstantTimeCompare(old.TokenHash, r.From) != 1 || old.Expired(r.Now) {
+			return store.ErrConflict
+		}
+		sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
+		sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
+		return putTx(tx, sess, &old)
+	})
+	return sess, err
+}
+
+// Extend implements store.Sessions.
+func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store.Session, error) {
+	var sess store.Session
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		old, err := getTx(tx, id)
+		if err != nil {
+			return err
+		}
+		sess = old
+		sess.ExpiresAt = expiresAt
+		return putTx(tx, sess, &old)
+	})
+	return sess, err
+}
+
+// Delete implements store.Sessions.
+func (s *Store) Delete(_ context.Context, id string) (store.Session, error) {
+	var sess store.Session
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		sess, err = deleteTx(tx, id)
+		return err
+	})
+	return sess, err
+}
+
+// ListByCustomer implements store.Customers.
+func (s *Store) ListByCustomer(_ context.Context, customerID string) ([]store.Session, error) {
+	var out []store.Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ids := customerIDs(tx, customerID)
+		for _, id := range ids {
+			sess, err := getTx(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteByCustomer implements store.Customers.
+func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, id := range customerIDs(tx, customerID) {
+			if _, err := deleteTx(tx, id); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func customerIDs(tx *bolt.Tx, customerID string) []string {
+	prefix := customerKey(customerID, "")
+	var ids []string
+	c := tx.Bucket(bucketCustomers).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	return ids
+}
+
+func getTx(tx *bolt.Tx, id string) (store.Session, error) {
+	v := tx.Bucket(bucketSessions).Get([]byte(id))
+	if v == nil {
+		return store.Session{}, store.ErrNotFound
+	}
+	var sess store.Session
+	if err := json.Unmarshal(v, &sess); err != nil {
+		return store.Session{}, fmt.Errorf("decode session: %w", err)
+	}
+	return sess, nil
+}
+
+// putTx writes sess and its index entries, replacing those of old if given.
+func putTx(tx *bolt.Tx, sess store.Session, old *store.Session) error {
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	exp := tx.Bucket(bucketExpiry)
+	if old != nil && !old.ExpiresAt.Equal(sess.ExpiresAt) {
+		if err := exp.Delete(expiryKey(old.ExpiresAt, old.ID)); err != nil {
+			return err
+		}
+	}
+	return errors.Join(
+		tx.Bucket(bucketSessions).Put([]byte(sess.ID), v),
+		tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil),
+		exp.Put(expiryKey(sess.ExpiresAt, sess.ID), nil),
+	)
+}
+
+func deleteTx(tx *bolt.Tx, id string) (store.Session, error) {
+	sess, err := getTx(tx, id)
+	if err != nil {
+		return sess, err
+	}
+	return sess, errors.Join(
+		tx.Bucket(bucketSessions).Delete([]byte(id)),
+		tx.Bucket(bucketCustomers).Delete(customerKey(sess.CustomerID, id)),
+		tx.Bucket(bucketExpiry).Delete(expiryKey(sess.ExpiresAt, id)),
+	)
+}
+
+func customerKey(customerID, id string) []byte {
+	k := make([]byte, 0, len(customerID)+1+len(id))
+	k = append(k, customerID...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func expiryKey(t time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(t.UnixNano()))
+	return append(k, id...)
+}

@@ -1,0 +1,79 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestSweepDeletesOnlyExpired(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for id, exp := range map[string]time.Time{"old": now.Add(-time.Second), "edge": now, "live": now.Add(time.Second)} {
+		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "c", TokenHash: []byte(id), ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A rotation moves the session's expiry entry: the old one must not linger.
+	if _, err := s.Extend(ctx, "live", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(now)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 (only the session that ended before now)", n, err)
+	}
+	if _, err := s.Get(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired session still stored: %v", err)
+	}
+	if n, err := s.Sweep(now.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("Sweep at now+1s = %d, %v; want 1 (edge)", n, err)
+	}
+	if n, err := s.Sweep(now.Add(30 * time.Minute)); err != nil || n != 0 {
+		t.Fatalf("Sweep at now+30m = %d, %v; want 0: live was extended", n, err)
+	}
+	if list, _ := s.ListByCustomer(ctx, "c"); len(list) != 1 || list[0].ID != "live" {
+		t.Fatalf("remaining sessions = %v", list)
+	}
+}
+
+func TestSessionsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Session{ID: "s", CustomerID: "c", TokenHash: []byte("h"), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.Create(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Get(context.Background(), "s"); err != nil || got.CustomerID != "c" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}

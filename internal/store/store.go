@@ -1,0 +1,102 @@
+// Package store defines how sessions are kept: small interfaces, the Session
+// type and the sentinel errors every backend returns. Backends live in the
+// sub-packages and all pass the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	// ErrNotFound: no session has the given id.
+	ErrNotFound = errors.New("session not found")
+	// ErrAlreadyExists: Create found a session with the same id.
+	ErrAlreadyExists = errors.New("session already exists")
+	// ErrConflict: a conditional write lost, because the presented refresh-token
+	// hash is no longer current or the session has expired.
+	ErrConflict = errors.New("session changed or expired")
+	// ErrUnavailable: the backend could not be reached or answered too slowly.
+	ErrUnavailable = errors.New("session store unavailable")
+)
+
+// Session is one customer session: a chain of refresh tokens of which only
+// the keyed hashes of the current one and its immediate predecessor are kept.
+type Session struct {
+	ID         string
+	CustomerID string
+	// TokenHash is the keyed hash of the current refresh token.
+	TokenHash []byte
+	// PrevTokenHash is the keyed hash of the token TokenHash replaced; nil
+	// before the first rotation.
+	PrevTokenHash []byte `json:",omitempty"`
+	// RotatedAt is when TokenHash replaced PrevTokenHash.
+	RotatedAt time.Time
+	CreatedAt time.Time
+	// RefreshedAt is the last successful rotation, or CreatedAt.
+	RefreshedAt time.Time
+	// ExpiresAt is when the session ends unless it is rotated before.
+	ExpiresAt  time.Time
+	RememberMe bool
+	// Claims are extra access-token claims from the login provider, as JSON.
+	Claims    json.RawMessage `json:",omitempty"`
+	UserAgent string          `json:",omitempty"`
+	IP        string          `json:",omitempty"`
+}
+
+// Expired reports whether the session has ended at now.
+func (s Session) Expired(now time.Time) bool { return !now.Before(s.ExpiresAt) }
+
+// Rotation is the conditional update at the heart of a refresh.
+type Rotation struct {
+	// From is the hash the caller presented; it must be the current one.
+	From []byte
+	// To becomes the current hash; From becomes the previous one.
+	To []byte
+	// Now is the caller's clock: the session must not have expired at Now,
+	// and RotatedAt and RefreshedAt are set to it.
+	Now time.Time
+	// ExpiresAt is the session's new end.
+	ExpiresAt time.Time
+}
+
+// Sessions is the storage the token flow needs: start, rotate, end.
+type Sessions interface {
+	// Create stores a new session, or returns ErrAlreadyExists.
+	Create(ctx context.Context, s Session) error
+	// Get returns the session with the given id, or ErrNotFound. Expired
+	// sessions may still be returned; callers check Expired.
+	Get(ctx context.Context, id string) (Session, error)
+	// Rotate MUST be atomic: if the session's current hash equals r.From and it
+	// has not expired at r.Now, it applies r and returns the updated session.
+	// Otherwise it changes nothing and returns the session as it stands with
+	// ErrConflict, from the same atomic step, so that the caller can tell a
+	// concurrent rotation from reuse without a second read. A missing session
+	// gives ErrNotFound. Hashes are compared in constant time.
+	Rotate(ctx context.Context, id string, r Rotation) (Session, error)
+	// Extend sets the session's ExpiresAt and returns the updated session, or ErrNotFound.
+	Extend(ctx context.Context, id string, expiresAt time.Time) (Session, error)
+	// Delete removes the session and returns it as it was, or ErrNotFound.
+	Delete(ctx context.Context, id string) (Session, error)
+}
+
+// Customers finds and ends sessions by customer.
+type Customers interface {
+	// ListByCustomer returns every stored session of the customer, in no set order.
+	ListByCustomer(ctx context.Context, customerID string) ([]Session, error)
+	// DeleteByCustomer removes every session of the customer and returns how many.
+	DeleteByCustomer(ctx context.Context, customerID string) (int, error)
+}
+
+// Store is a whole backend, as main wires it.
+type Store interface {
+	Sessions
+	Customers
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the backend.
+	Close() error
+}

@@ -1,0 +1,149 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxClockSkew is the leeway allowed on exp, nbf and iat when verifying
+// (RFC 8725 section 3.10 leaves the value to the application; 60 s is common).
+const MaxClockSkew = 60 * time.Second
+
+// Claims are the claims of an access token. Extra holds the claims a login
+// provider added; it can never override the registered ones listed in Reserved.
+type Claims struct {
+	CustomerID    string
+	SessionID     string
+	RefreshExpiry time.Time
+	IssuedAt      time.Time
+	Expires       time.Time
+	ID            string
+	Extra         map[string]any
+}
+
+// Reserved are the claims the service owns. Extra claims with these names are dropped.
+var Reserved = map[string]bool{
+	"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"jti": true, "sid": true, "customer_id": true, "refresh_expiry": true,
+}
+
+// Signer mints and verifies access tokens with one allow-listed algorithm.
+type Signer struct {
+	method    jwt.SigningMethod
+	signKey   crypto.PrivateKey // []byte for HS256, ed25519.PrivateKey for EdDSA
+	verifyKey any
+	keyID     string
+	issuer    string
+	audience  string
+	parser    *jwt.Parser
+}
+
+// NewHS256 returns a Signer that signs with HMAC-SHA256 and the shared secret.
+func NewHS256(secret []byte, issuer, audience string) (*Signer, error) {
+	if len(secret) == 0 {
+		return nil, errors.New("HS256 secret is empty")
+	}
+	return newSigner(jwt.SigningMethodHS256, secret, secret, "", issuer, audience), nil
+}
+
+// NewEdDSA returns a Signer that signs with Ed25519 and puts keyID in the kid header.
+func NewEdDSA(key ed25519.PrivateKey, keyID, issuer, audience string) (*Signer, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, errors.New("Ed25519 private key has the wrong size")
+	}
+	return newSigner(jwt.SigningMethodEdDSA, key, key.Public(), keyID, issuer, audience), nil
+}
+
+func newSigner(m jwt.SigningMethod, sign crypto.PrivateKey, verify any, kid, iss, aud string) *Signer {
+	return &Signer{
+		method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud,
+		// RFC 8725 section 3.1: accept exactly the configured algorithm.
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{m.Alg()}),
+			jwt.WithIssuer(iss),
+			jwt.WithAudience(aud),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(MaxClockSkew),
+		),
+	}
+}
+
+// Algorithm returns the JWS algorithm name the Signer uses.
+func (s *Signer) Algorithm() string { return s.method.Alg() }
+
+// Sign mints an access token for c.
+func (s *Signer) Sign(c Claims) (string, error) {
+	mc := jwt.MapClaims{}
+	for k, v := range c.Extra {
+		if !Reserved[k] {
+			mc[k] = v
+		}
+	}
+	if c.ID == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		c.ID = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	mc["customer_id"] = c.CustomerID
+	mc["sub"] = c.CustomerID
+	mc["iss"] = s.issuer
+	mc["aud"] = s.audience
+	mc["iat"] = c.IssuedAt.Unix()
+	mc["exp"] = c.Expires.Unix()
+	mc["jti"] = c.ID
+	mc["sid"] = c.SessionID
+	mc["refresh_expiry"] = c.RefreshExpiry.Unix()
+	t := jwt.NewWithClaims(s.method, mc)
+	if s.keyID != "" {
+		t.Header["kid"] = s.keyID
+	}
+	return t.SignedString(s.signKey)
+}
+
+// Verify checks an access token's signature, algorithm, issuer, audience, exp,
+// nbf and iat (with MaxClockSkew of leeway) and returns its claims. The error
+// never contains the token.
+func (s *Signer) Verify(tokenString string) (Claims, error) {
+	mc := jwt.MapClaims{}
+	_, err := s.parser.ParseWithClaims(tokenString, mc, func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); s.keyID != "" && kid != s.keyID {
+			return nil, fmt.Errorf("unknown key id")
+		}
+		return s.verifyKey, nil
+	})
+	if err != nil {
+		return Claims{}, fmt.Errorf("verify access token: %w", err)
+	}
+	c := Claims{Extra: map[string]any{}}
+	c.CustomerID, _ = mc["customer_id"].(string)
+	c.SessionID, _ = mc["sid"].(string)
+	c.ID, _ = mc["jti"].(string)
+	if sub, _ := mc["sub"].(string); c.CustomerID == "" || sub != c.CustomerID {
+		return Claims{}, errors.New("verify access token: customer_id and sub missing or different")
+	}
+	if exp, err := mc.GetExpirationTime(); err == nil && exp != nil {
+		c.Expires = exp.Time
+	}
+	if iat, err := mc.GetIssuedAt(); err == nil && iat != nil {
+		c.IssuedAt = iat.Time
+	}
+	if re, ok := mc["refresh_expiry"].(float64); ok {
+		c.RefreshExpiry = time.Unix(int64(re), 0)
+	}
+	for k, v := range mc {
+		if !Reserved[k] {
+			c.Extra[k] = v
+		}
+	}
+	return c, nil
+}
