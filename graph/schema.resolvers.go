@@ -7,49 +7,86 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/meshauth/meshauth/graph/model"
 )
 
 // GenerateCustomerToken is the resolver for the generateCustomerToken field.
 func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email string, password string, rememberMe *bool) (*model.CustomerToken, error) {
-	panic(fmt.Errorf("not implemented: GenerateCustomerToken - generateCustomerToken"))
+	t, err := r.Auth.Login(ctx, email, password, rememberMe != nil && *rememberMe)
+	if err != nil {
+		return nil, err
+	}
+	return customerToken(t), nil
 }
 
 // RefreshCustomerToken is the resolver for the refreshCustomerToken field.
 func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToken string) (*model.CustomerToken, error) {
-	panic(fmt.Errorf("not implemented: RefreshCustomerToken - refreshCustomerToken"))
+	t, err := r.Auth.Refresh(ctx, refreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return customerToken(t), nil
 }
 
 // RevokeCustomerToken is the resolver for the revokeCustomerToken field.
 func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken *string) (*model.RevokeCustomerTokenOutput, error) {
-	panic(fmt.Errorf("not implemented: RevokeCustomerToken - revokeCustomerToken"))
+	if err := r.Auth.Revoke(ctx, deref(refreshToken)); err != nil {
+		return nil, err
+	}
+	return &model.RevokeCustomerTokenOutput{Result: true}, nil
 }
 
 // UpdateUserAuth is the resolver for the updateUserAuth field.
 func (r *mutationResolver) UpdateUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.UpdateUserAuth, error) {
-	panic(fmt.Errorf("not implemented: UpdateUserAuth - updateUserAuth"))
+	ok, err := r.Auth.DevExtendSession(ctx, deref(userID), deref(refreshToken))
+	if err != nil {
+		return nil, err
+	}
+	return &model.UpdateUserAuth{Success: &ok}, nil
 }
 
 // RemoveUserAuth is the resolver for the removeUserAuth field.
 func (r *mutationResolver) RemoveUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.RemoveUserAuth, error) {
-	panic(fmt.Errorf("not implemented: RemoveUserAuth - removeUserAuth"))
+	s, err := r.Auth.DevRemoveSession(ctx, deref(userID), deref(refreshToken))
+	if err != nil {
+		return nil, err
+	}
+	out := &model.RemoveUserAuth{Success: ptr(s != nil)}
+	if s != nil {
+		out.CustomerID, out.RefreshTokenHash, out.TTL = &s.CustomerID, &s.TokenHash, &s.TTL
+	}
+	return out, nil
 }
 
 // RemoveAllUserAuthItems is the resolver for the removeAllUserAuthItems field.
 func (r *mutationResolver) RemoveAllUserAuthItems(ctx context.Context, userID *string) (*model.RemoveAllUserAuthItems, error) {
-	panic(fmt.Errorf("not implemented: RemoveAllUserAuthItems - removeAllUserAuthItems"))
+	if _, err := r.Auth.DevRemoveAllSessions(ctx, deref(userID)); err != nil {
+		return nil, err
+	}
+	return &model.RemoveAllUserAuthItems{Success: ptr(true)}, nil
 }
 
 // GetUserAuth is the resolver for the getUserAuth field.
 func (r *queryResolver) GetUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.GetAuthUser, error) {
-	panic(fmt.Errorf("not implemented: GetUserAuth - getUserAuth"))
+	s, err := r.Auth.DevGetSession(ctx, deref(userID), deref(refreshToken))
+	if err != nil || s == nil {
+		return nil, err
+	}
+	return authUser(*s), nil
 }
 
 // GetAllAuthItemsByID is the resolver for the getAllAuthItemsById field.
 func (r *queryResolver) GetAllAuthItemsByID(ctx context.Context, userID *string) ([]*model.GetAuthUser, error) {
-	panic(fmt.Errorf("not implemented: GetAllAuthItemsByID - getAllAuthItemsById"))
+	list, err := r.Auth.DevListSessions(ctx, deref(userID))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.GetAuthUser, len(list))
+	for i, s := range list {
+		out[i] = authUser(s)
+	}
+	return out, nil
 }
 
 // Mutation returns MutationResolver implementation.

@@ -1,0 +1,60 @@
+// Command meshauth is the customer-session service for commerce GraphQL gateways.
+//
+//	meshauth [serve]                     run the service (configured by env vars)
+//	meshauth users add|remove|list ...   manage the static provider's users file
+//	meshauth version                     print the version
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise
+// the module version from the build info is shown.
+var version = ""
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(os.Getenv)
+	case "users":
+		err = users(args, os.Stdin, os.Stdout)
+	case "version", "-version", "--version":
+		fmt.Println("meshauth", versionString())
+	case "help", "-h", "-help", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "meshauth: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "meshauth:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage:
+  meshauth [serve]                                  run the service (configuration: env vars, see README)
+  meshauth users add -file F -email E -customer-id ID   add or replace a user; password read from stdin
+  meshauth users remove -file F -email E             remove a user
+  meshauth users list -file F                        list users (emails and customer ids)
+  meshauth version                                  print the version
+`
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

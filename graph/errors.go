@@ -1,0 +1,62 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/meshauth/meshauth/internal/auth"
+)
+
+// ErrorPresenter returns gqlgen's error presenter: the ONE place where errors
+// become what clients see. An *auth.Error shows its code, category and fixed
+// message; anything else becomes INTERNAL with a generic message, and its
+// cause goes to log only. Errors gqlgen raises itself while parsing and
+// validating (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED) keep their code.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			if _, ok := gqlErr.Extensions["code"]; ok {
+				return gqlErr // gqlgen's own parse and validation errors
+			}
+			// A transport error: gqlgen's message may quote the request body,
+			// and with it a password, so it is replaced.
+			msg := "The request is not a valid GraphQL request."
+			if strings.Contains(gqlErr.Message, "request body too large") {
+				msg = "The request body is too large."
+			}
+			return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(auth.CodeBadUserInput), "category": auth.Codes[auth.CodeBadUserInput].Category}}
+		}
+		e, ok := errors.AsType[*auth.Error](err)
+		if !ok {
+			e = &auth.Error{Code: auth.CodeInternal, Cause: err}
+		}
+		if e.Cause != nil && e.Code != auth.CodeInvalidRefreshToken && e.Code != auth.CodeBadUserInput {
+			log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("code", string(e.Code)), slog.String("cause", e.Cause.Error()))
+		}
+		out := &gqlerror.Error{
+			Message:    e.Message(),
+			Path:       graphql.GetPath(ctx),
+			Extensions: map[string]any{"code": string(e.Code)},
+		}
+		if cat := auth.Codes[e.Code].Category; cat != "" {
+			out.Extensions["category"] = cat
+		}
+		return out
+	}
+}
+
+// Recover turns a panic in a resolver into an INTERNAL error; the panic value
+// goes to the log only.
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.LogAttrs(ctx, slog.LevelError, "panic in resolver", slog.String("panic", fmt.Sprint(p)))
+		return &auth.Error{Code: auth.CodeInternal}
+	}
+}

@@ -1,0 +1,364 @@
+// Package auth is the customer-session domain: login, refresh with rotation,
+// grace and reuse detection, revoke, and the development-only session tools.
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/meshauth/meshauth/internal/login"
+	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/token"
+)
+
+// Input bounds. Longer values are refused before any work is done.
+const (
+	maxEmailLen      = 320 // RFC 3696 erratum 1690: 64 + 1 + 255
+	maxPasswordLen   = 1024
+	maxCustomerIDLen = 256
+)
+
+// Rules are the session lifetimes.
+type Rules struct {
+	// AccessTTL is an access token's lifetime.
+	AccessTTL time.Duration
+	// IdleTTL is how long a session lives without a refresh, and the shortest
+	// life a refresh leaves it (NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES).
+	IdleTTL time.Duration
+	// RememberTTL is a remember_me session's life from login
+	// (EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES).
+	RememberTTL time.Duration
+	// MaxLifetime caps a session's total life; 0 means no cap.
+	MaxLifetime time.Duration
+	// ReuseInterval is the grace during which the immediate predecessor of the
+	// current refresh token still receives the current pair.
+	ReuseInterval time.Duration
+}
+
+// Options are a Service's dependencies.
+type Options struct {
+	Rules Rules
+	// DevTools enables the development-only operations (APP_ENV=development).
+	DevTools bool
+	// Provider checks credentials.
+	Provider login.Service
+	Sessions store.Sessions
+	// Customers is needed only by the development-only operations.
+	Customers store.Customers
+	Signer    *token.Signer
+	Codec     *token.Codec
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Log receives audit events and the causes of internal errors.
+	Log *slog.Logger
+}
+
+// Service runs the session flows. It is safe for concurrent use.
+type Service struct {
+	Options
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{Options: o}
+}
+
+// Tokens is what login and refresh return.
+type Tokens struct {
+	Access           string
+	AccessExpiresAt  time.Time
+	Refresh          string
+	RefreshExpiresAt time.Time
+}
+
+// Client describes the caller, as the HTTP layer saw it.
+type Client struct {
+	UserAgent string
+	IP        string
+}
+
+type clientKey struct{}
+
+// WithClient returns a context carrying the caller's description.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+func clientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
+
+// Login checks the credentials with the login provider and starts a session:
+// one store write. remember chooses RememberTTL over IdleTTL.
+func (s *Service) Login(ctx context.Context, email, password string, remember bool) (Tokens, error) {
+	if err := validEmail(email); err != nil {
+		return Tokens{}, err
+	}
+	if password == "" || len(password) > maxPasswordLen {
+		return Tokens{}, badInput("password must be 1 to 1024 bytes.")
+	}
+	id, err := s.Provider.Login(ctx, email, password)
+	if errors.Is(err, login.ErrInvalidCredentials) {
+		s.audit(ctx, "login.failed", slog.String("reason", "invalid_credentials"))
+		return Tokens{}, fail(CodeInvalidCredentials, nil)
+	}
+	if err != nil {
+		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
+	}
+	if err := validCustomerID(id.CustomerID); err != nil {
+		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
+	}
+	var claims json.RawMessage
+	if len(id.Claims) > 0 {
+		if claims, err = json.Marshal(id.Claims); err != nil {
+			return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider claims: %w", err))
+		}
+	}
+
+	now := s.Now()
+	ttl := s.Rules.IdleTTL
+	if remember {
+		ttl = s.Rules.RememberTTL
+	}
+	sid, err := token.NewSessionID()
+	if err != nil {
+		return Tokens{}, fail(CodeInternal, err)
+	}
+	rt, err := s.Codec.Issue(sid, now, s.capped(now, now.Add(ttl)))
+	if err != nil {
+		return Tokens{}, fail(CodeInternal, err)
+	}
+	c := clientFrom(ctx)
+	sess := store.Session{
+		ID:          sid,
+		CustomerID:  id.CustomerID,
+		TokenHash:   s.Codec.Hash(rt),
+		CreatedAt:   rt.Created,
+		RefreshedAt: now,
+		ExpiresAt:   rt.Expires,
+		RememberMe:  remember,
+		Claims:      claims,
+		UserAgent:   truncate(c.UserAgent, 512),
+		IP:          c.IP,
+	}
+	if err := s.Sessions.Create(ctx, sess); err != nil {
+		return Tokens{}, s.storeFailure("create session", err)
+	}
+	s.audit(ctx, "login.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sid), slog.Bool("remember_me", remember))
+	return s.tokens(sess, rt, now)
+}
+
+// Refresh rotates the session that refreshToken belongs to and returns a new
+// pair. The design (RFC 9700 section 4.14.2, refresh token rotation):
+//
+//   - The presented token authenticates itself (its tag) and names its
+//     session, so a refresh starts with no read: it computes the successor
+//     token (token.Codec.Next, deterministic given the predecessor) and the new
+//     expiry max(token's expiry, now + IdleTTL), capped by MaxLifetime, and
+//     makes ONE conditional write: "if the current hash is the presented one
+//     and the session has not expired, make the successor current and the
+//     presented one previous". That write is the only step that must be
+//     atomic, and the store guarantees it (store.Sessions.Rotate).
+//   - When the write loses, the store returns the session as it stands from
+//     the same step. If the presented token is the immediate predecessor and
+//     the rotation happened within ReuseInterval, this is a concurrent tab, a
+//     server-side render or a retry after a lost response: the caller gets the
+//     successor the winner stored (recomputed, and checked against the stored
+//     hash) and a fresh access token. So N concurrent refreshes of one token
+//     make one rotation and all receive the same successor.
+//   - Otherwise the presented token is an ancestor, or a predecessor past the
+//     interval: someone holds a token they should not. The session is deleted,
+//     which ends the current token too, and the call fails with
+//     REFRESH_TOKEN_REUSED.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	if refreshToken == "" {
+		return Tokens{}, badInput("refresh_token is required.")
+	}
+	rt, err := s.Codec.Parse(refreshToken)
+	if err != nil {
+		return Tokens{}, fail(CodeInvalidRefreshToken, err)
+	}
+	now := s.Now()
+	presented := s.Codec.Hash(rt)
+	next := s.Codec.Next(rt, s.capped(rt.Created, maxTime(rt.Expires, now.Add(s.Rules.IdleTTL))))
+	sess, err := s.Sessions.Rotate(ctx, rt.SessionID, store.Rotation{
+		From:      presented,
+		To:        s.Codec.Hash(next),
+		Now:       now,
+		ExpiresAt: next.Expires,
+	})
+	switch {
+	case err == nil:
+		s.audit(ctx, "refresh", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID))
+		return s.tokens(sess, next, now)
+	case errors.Is(err, store.ErrNotFound):
+		return Tokens{}, fail(CodeInvalidRefreshToken, errors.New("session not found"))
+	case !errors.Is(err, store.ErrConflict):
+		return Tokens{}, s.storeFailure("rotate session", err)
+	}
+
+	// The conditional write lost: decide from the session as it stands.
+	if sess.Expired(now) {
+		return Tokens{}, fail(CodeSessionExpired, nil)
+	}
+	if hmac.Equal(sess.TokenHash, presented) {
+		// The write lost although the token is current: the store and this
+		// clock disagree about expiry. Never treat the current token as reuse.
+		return Tokens{}, fail(CodeSessionExpired, errors.New("rotation of the current token refused"))
+	}
+	if hmac.Equal(sess.PrevTokenHash, presented) && now.Sub(sess.RotatedAt) <= s.Rules.ReuseInterval {
+		current := s.Codec.Next(rt, sess.ExpiresAt)
+		if !hmac.Equal(s.Codec.Hash(current), sess.TokenHash) {
+			// The session's expiry was changed without a rotation (a development
+			// tool did it): the successor cannot be recomputed, so the caller
+			// must log in again, but nothing was stolen.
+			return Tokens{}, fail(CodeInvalidRefreshToken, errors.New("successor cannot be recomputed"))
+		}
+		s.audit(ctx, "refresh.grace", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID))
+		return s.tokens(sess, current, now)
+	}
+	if _, err := s.Sessions.Delete(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Tokens{}, s.storeFailure("revoke reused session", err)
+	}
+	s.Log.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "refresh.reuse_detected"),
+		slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID), slog.String("ip", clientFrom(ctx).IP))
+	return Tokens{}, fail(CodeRefreshTokenReused, nil)
+}
+
+// Revoke ends the session refreshToken belongs to: one write. Ending a session
+// that has already ended succeeds.
+func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
+	if refreshToken == "" {
+		return badInput("refresh_token is required.")
+	}
+	rt, err := s.Codec.Parse(refreshToken)
+	if err != nil {
+		return &Error{Code: CodeBadUserInput, Detail: "refresh_token is malformed.", Cause: err}
+	}
+	sess, err := s.Sessions.Delete(ctx, rt.SessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return s.storeFailure("delete session", err)
+	}
+	s.audit(ctx, "logout", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID))
+	return nil
+}
+
+// tokens mints an access token for sess and pairs it with rt. The access
+// token never outlives the session.
+func (s *Service) tokens(sess store.Session, rt token.Refresh, now time.Time) (Tokens, error) {
+	var extra map[string]any
+	if len(sess.Claims) > 0 {
+		if err := json.Unmarshal(sess.Claims, &extra); err != nil {
+			return Tokens{}, fail(CodeInternal, fmt.Errorf("decode session claims: %w", err))
+		}
+	}
+	exp := now.Add(s.Rules.AccessTTL)
+	if sess.ExpiresAt.Before(exp) {
+		exp = sess.ExpiresAt
+	}
+	access, err := s.Signer.Sign(token.Claims{
+		CustomerID:    sess.CustomerID,
+		SessionID:     sess.ID,
+		RefreshExpiry: rt.Expires,
+		IssuedAt:      now,
+		Expires:       exp,
+		Extra:         extra,
+	})
+	if err != nil {
+		return Tokens{}, fail(CodeInternal, fmt.Errorf("sign access token: %w", err))
+	}
+	return Tokens{Access: access, AccessExpiresAt: exp.Truncate(time.Second), Refresh: rt.String(), RefreshExpiresAt: rt.Expires}, nil
+}
+
+// capped applies MaxLifetime to a session that started at created.
+func (s *Service) capped(created, expires time.Time) time.Time {
+	if s.Rules.MaxLifetime > 0 {
+		if limit := created.Add(s.Rules.MaxLifetime); limit.Before(expires) {
+			return limit
+		}
+	}
+	return expires
+}
+
+func (s *Service) storeFailure(op string, err error) *Error {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return fail(CodeStoreUnavailable, fmt.Errorf("%s: %w", op, err))
+	}
+	return fail(CodeInternal, fmt.Errorf("%s: %w", op, err))
+}
+
+func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+}
+
+func validEmail(email string) error {
+	switch {
+	case strings.TrimSpace(email) == "":
+		return badInput("email is required.")
+	case len(email) > maxEmailLen:
+		return badInput("email is too long.")
+	case !printable(email) || !strings.Contains(email, "@"):
+		return badInput("email is not an email address.")
+	}
+	return nil
+}
+
+func validCustomerID(id string) error {
+	if id == "" || len(id) > maxCustomerIDLen || !printable(id) {
+		return errors.New("customer id is empty, too long or not printable")
+	}
+	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// hashHex shows a stored hash in the development tools.
+func hashHex(b []byte) string { return hex.EncodeToString(b) }

@@ -1,0 +1,273 @@
+// Package config reads the service's configuration from environment variables
+// and validates it, reporting every problem at once. Errors name variables,
+// never their values.
+package config
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/token"
+)
+
+// Environments APP_ENV accepts. Only development enables the development tools.
+const (
+	EnvDevelopment = "development"
+	EnvStaging     = "staging"
+	EnvProduction  = "production"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Env     string
+	Port    int
+	DataDir string
+
+	Store  string // embedded | dynamodb
+	Dynamo Dynamo
+
+	LoginProvider   string // static
+	StaticUsersFile string
+
+	JWT JWT
+	// RefreshSecret keys the refresh tokens' tags, derivation and stored hashes.
+	RefreshSecret []byte
+
+	Rules auth.Rules
+
+	LogLevel  slog.Level
+	LogFormat string // json | text
+	// Introspection allows GraphQL introspection queries.
+	Introspection bool
+}
+
+// Dynamo configures the DynamoDB store.
+type Dynamo struct {
+	Table       string
+	Region      string
+	Endpoint    string
+	CreateTable bool
+}
+
+// JWT configures access tokens.
+type JWT struct {
+	Algorithm string // HS256 | EdDSA
+	// Secret is the HS256 shared secret.
+	Secret []byte
+	// Ed25519Key is the EdDSA signing key.
+	Ed25519Key ed25519.PrivateKey
+	KeyID      string
+	Issuer     string
+	Audience   string
+}
+
+// Development reports whether the development tools are enabled.
+func (c Config) Development() bool { return c.Env == EnvDevelopment }
+
+// Variables lists every environment variable Load reads.
+var Variables = []string{
+	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION",
+	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE",
+	"LOGIN_PROVIDER", "STATIC_USERS_FILE",
+	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE",
+	"REFRESH_TOKEN_SECRET",
+	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
+	"SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS",
+}
+
+// MinSecretLen is the shortest HS256 or refresh-token secret accepted
+// (RFC 7518 section 3.2: a key of at least the hash output size, 256 bits).
+const MinSecretLen = 32
+
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := r.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail("%s must be one of %s", name, strings.Join(allowed, ", "))
+	return def
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		r.fail("%s must be a whole number from %d to %d", name, min, max)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.fail("%s must be true or false", name)
+		return def
+	}
+	return b
+}
+
+// Load reads the configuration through getenv (os.Getenv in main) and
+// validates it. The error lists every problem found.
+func Load(getenv func(string) string) (Config, error) {
+	r := &reader{getenv: getenv}
+	var c Config
+	c.Env = r.oneOf("APP_ENV", EnvProduction, EnvDevelopment, EnvStaging, EnvProduction)
+	dev := c.Development()
+	c.Port = r.integer("PORT", 4000, 1, 65535)
+	c.DataDir = r.str("DATA_DIR", "./data")
+
+	switch r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error") {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	}
+	defFormat := "json"
+	if dev {
+		defFormat = "text"
+	}
+	c.LogFormat = r.oneOf("LOG_FORMAT", defFormat, "json", "text")
+	c.Introspection = r.boolean("GRAPHQL_INTROSPECTION", dev)
+
+	c.Store = r.oneOf("STORE", "embedded", "embedded", "dynamodb")
+	c.Dynamo = Dynamo{
+		Table:       r.str("DYNAMO_DB_AUTH_TABLE", ""),
+		Region:      r.str("DYNAMO_DB_REGION", r.str("DYNAMO_DB__REGION", "")),
+		Endpoint:    r.str("DYNAMO_DB_ENDPOINT", ""),
+		CreateTable: r.boolean("DYNAMO_DB_CREATE_TABLE", false),
+	}
+	if c.Store == "dynamodb" {
+		if c.Dynamo.Table == "" {
+			r.fail("DYNAMO_DB_AUTH_TABLE is required with STORE=dynamodb")
+		}
+		if c.Dynamo.Region == "" {
+			r.fail("DYNAMO_DB_REGION is required with STORE=dynamodb")
+		}
+	}
+
+	c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static")
+	c.StaticUsersFile = r.str("STATIC_USERS_FILE", "")
+	if c.LoginProvider == "static" && c.StaticUsersFile == "" && !dev {
+		r.fail("STATIC_USERS_FILE is required with LOGIN_PROVIDER=static outside development")
+	}
+
+	readJWT(r, &c, dev)
+	c.RefreshSecret = secret(r, "REFRESH_TOKEN_SECRET", dev)
+
+	c.Rules = auth.Rules{
+		AccessTTL:     time.Duration(r.integer("ACCESS_TOKEN_EXPIRY_IN_MINUTES", 10, 1, 1440)) * time.Minute,
+		IdleTTL:       time.Duration(r.integer("NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", 15, 1, 525600)) * time.Minute,
+		RememberTTL:   time.Duration(r.integer("EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", 43200, 1, 5256000)) * time.Minute,
+		MaxLifetime:   time.Duration(r.integer("SESSION_MAX_LIFETIME_IN_MINUTES", 0, 0, 5256000)) * time.Minute,
+		ReuseInterval: time.Duration(r.integer("REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS", 30, 0, 300)) * time.Second,
+	}
+	if !(c.Rules.AccessTTL < c.Rules.IdleTTL && c.Rules.IdleTTL < c.Rules.RememberTTL) {
+		r.fail("expiries must satisfy ACCESS_TOKEN_EXPIRY_IN_MINUTES < NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES < EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES")
+	}
+	if c.Rules.MaxLifetime > 0 && c.Rules.MaxLifetime < c.Rules.IdleTTL {
+		r.fail("SESSION_MAX_LIFETIME_IN_MINUTES must be 0 (no cap) or at least NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES")
+	}
+
+	if len(r.errs) > 0 {
+		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
+	}
+	return c, nil
+}
+
+func readJWT(r *reader, c *Config, dev bool) {
+	j := &c.JWT
+	j.Algorithm = r.oneOf("JWT_ALGORITHM", "HS256", "HS256", "EdDSA")
+	j.Issuer = r.str("JWT_ISSUER", "meshauth")
+	j.Audience = r.str("JWT_AUDIENCE", "meshauth")
+	j.KeyID = r.str("JWT_KEY_ID", "")
+	switch j.Algorithm {
+	case "HS256":
+		j.Secret = secret(r, "JWT_PRIVATE_KEY", dev)
+	case "EdDSA":
+		pemText, file := r.str("JWT_ED25519_PRIVATE_KEY", ""), r.str("JWT_ED25519_PRIVATE_KEY_FILE", "")
+		switch {
+		case pemText != "" && file != "":
+			r.fail("set JWT_ED25519_PRIVATE_KEY or JWT_ED25519_PRIVATE_KEY_FILE, not both")
+			return
+		case file != "":
+			b, err := os.ReadFile(file)
+			if err != nil {
+				r.fail("JWT_ED25519_PRIVATE_KEY_FILE cannot be read: %v", errors.Unwrap(err))
+				return
+			}
+			pemText = string(b)
+		case pemText == "":
+			if !dev {
+				r.fail("JWT_ED25519_PRIVATE_KEY or JWT_ED25519_PRIVATE_KEY_FILE is required with JWT_ALGORITHM=EdDSA")
+			}
+			return
+		}
+		key, err := token.ParseEd25519PrivateKey([]byte(pemText))
+		if err != nil {
+			r.fail("Ed25519 private key: %v", err)
+			return
+		}
+		j.Ed25519Key = key
+		if j.KeyID == "" {
+			j.KeyID = token.Thumbprint(key.Public().(ed25519.PublicKey))
+		}
+	}
+}
+
+// secret reads a secret of at least MinSecretLen bytes. In development it may
+// be missing (EnsureDevSecrets fills it in).
+func secret(r *reader, name string, dev bool) []byte {
+	v := r.getenv(name)
+	switch {
+	case v == "" && dev:
+		return nil
+	case v == "":
+		r.fail("%s is required outside development", name)
+	case len(v) < MinSecretLen:
+		r.fail("%s must be at least %d bytes", name, MinSecretLen)
+	}
+	return []byte(v)
+}
+
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}

@@ -1,0 +1,189 @@
+// Package static checks credentials against a JSON file of users with argon2id
+// or bcrypt password hashes: for development and for small shops.
+package static
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/meshauth/meshauth/internal/login"
+)
+
+var _ login.Service = (*Provider)(nil)
+
+// User is one entry of the users file.
+type User struct {
+	Email        string         `json:"email"`
+	CustomerID   string         `json:"customer_id"`
+	PasswordHash string         `json:"password_hash"`
+	Claims       map[string]any `json:"claims,omitempty"`
+	// Disabled users cannot log in; their logins fail like a wrong password.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// File is the users file: {"users": [...]}.
+type File struct {
+	Users []User `json:"users"`
+}
+
+// Provider is the static login.Service.
+type Provider struct {
+	users map[string]User // by normalized email
+	// dummy is checked for unknown emails so that the time a login takes does
+	// not tell whether the email exists.
+	dummy string
+}
+
+// New checks the users and returns a Provider for them.
+func New(users []User) (*Provider, error) {
+	p := &Provider{users: make(map[string]User, len(users))}
+	var errs []error
+	for i, u := range users {
+		email := login.NormalizeEmail(u.Email)
+		switch {
+		case email == "":
+			errs = append(errs, fmt.Errorf("user %d: email is empty", i+1))
+		case u.CustomerID == "":
+			errs = append(errs, fmt.Errorf("user %s: customer_id is empty", email))
+		case p.users[email].Email != "":
+			errs = append(errs, fmt.Errorf("user %s: listed twice", email))
+		}
+		if _, err := checkHash(u.PasswordHash, ""); err != nil {
+			errs = append(errs, fmt.Errorf("user %s: %w", email, err))
+		}
+		p.users[email] = u
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.dummy, err = HashPassword("meshauth dummy password"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Load reads a users file and returns a Provider for it.
+func Load(path string) (*Provider, error) {
+	f, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := New(f.Users)
+	if err != nil {
+		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Login implements login.Service. An unknown email, a disabled user and a
+// wrong password all give login.ErrInvalidCredentials after one hash check.
+func (p *Provider) Login(_ context.Context, email, password string) (login.Identity, error) {
+	u, ok := p.users[login.NormalizeEmail(email)]
+	if !ok {
+		_, _ = checkHash(p.dummy, password)
+		return login.Identity{}, login.ErrInvalidCredentials
+	}
+	match, err := checkHash(u.PasswordHash, password)
+	if err != nil {
+		return login.Identity{}, fmt.Errorf("check password: %w", err)
+	}
+	if !match || u.Disabled {
+		return login.Identity{}, login.ErrInvalidCredentials
+	}
+	return login.Identity{CustomerID: u.CustomerID, Claims: u.Claims}, nil
+}
+
+// ReadFile reads a users file. A missing file reads as no users.
+func ReadFile(path string) (File, error) {
+	var f File
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read users file: %w", err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("users file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// WriteFile replaces the users file atomically, readable by its owner only.
+func WriteFile(path string, f File) error {
+	sort.Slice(f.Users, func(i, j int) bool { return f.Users[i].Email < f.Users[j].Email })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*.json")
+	if err != nil {
+		return fmt.Errorf("write users file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write users file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write users file: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Put adds the user to the file at path, or replaces the user with the same
+// email, hashing password with argon2id.
+func Put(path, email, customerID, password string) error {
+	if password == "" {
+		return errors.New("password is empty")
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	f, err := ReadFile(path)
+	if err != nil {
+		return err
+	}
+	u := User{Email: login.NormalizeEmail(email), CustomerID: customerID, PasswordHash: hash}
+	if _, err := New([]User{u}); err != nil {
+		return err
+	}
+	kept := f.Users[:0]
+	for _, old := range f.Users {
+		if login.NormalizeEmail(old.Email) != u.Email {
+			kept = append(kept, old)
+		} else {
+			u.Claims, u.Disabled = old.Claims, old.Disabled
+		}
+	}
+	f.Users = append(kept, u)
+	return WriteFile(path, f)
+}
+
+// Remove deletes the user with the email from the file at path. It reports
+// whether the user was there.
+func Remove(path, email string) (bool, error) {
+	f, err := ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	email = login.NormalizeEmail(email)
+	kept := f.Users[:0]
+	for _, u := range f.Users {
+		if login.NormalizeEmail(u.Email) != email {
+			kept = append(kept, u)
+		}
+	}
+	if len(kept) == len(f.Users) {
+		return false, nil
+	}
+	f.Users = kept
+	return true, WriteFile(path, f)
+}
