@@ -62,18 +62,24 @@ func NewEdDSA(key ed25519.PrivateKey, keyID, issuer, audience string) (*Signer, 
 }
 
 func newSigner(m jwt.SigningMethod, sign crypto.PrivateKey, verify any, kid, iss, aud string) *Signer {
-	return &Signer{
-		method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud,
-		// RFC 8725 section 3.1: accept exactly the configured algorithm.
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{m.Alg()}),
-			jwt.WithIssuer(iss),
-			jwt.WithAudience(aud),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(MaxClockSkew),
-		),
-	}
+	s := &Signer{method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud}
+	return s.WithClock(time.Now)
+}
+
+// WithClock returns a copy of s that verifies exp, nbf and iat by the clock now.
+func (s *Signer) WithClock(now func() time.Time) *Signer {
+	c := *s
+	// RFC 8725 section 3.1: accept exactly the configured algorithm.
+	c.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{s.method.Alg()}),
+		jwt.WithIssuer(s.issuer),
+		jwt.WithAudience(s.audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(MaxClockSkew),
+		jwt.WithTimeFunc(now),
+	)
+	return &c
 }
 
 // Algorithm returns the JWS algorithm name the Signer uses.
