@@ -4,10 +4,11 @@
 run:
 	APP_ENV=development go run ./cmd/meshauth
 
-# Every test, with the race detector.
+# Every test, with the race detector, DynamoDB Local included (the script
+# installs and starts it, and stops it afterwards).
 test:
 	go vet ./...
-	go test -race -count=1 ./...
+	scripts/dynamodb-local.sh run -- go test -race -count=1 ./...
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/meshauth ./cmd/meshauth

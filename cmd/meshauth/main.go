@@ -1,14 +1,18 @@
 // Command meshauth is the customer-session service for commerce GraphQL gateways.
 //
 //	meshauth [serve]                     run the service (configured by env vars)
+//	meshauth migrate                     create the DynamoDB table (STORE=dynamodb)
 //	meshauth users add|remove|list ...   manage the static provider's users file
 //	meshauth version                     print the version
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
+
+	"github.com/meshauth/meshauth"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise
@@ -24,7 +28,12 @@ func main() {
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(os.Getenv)
+		err = meshauth.Run(context.Background(), meshauth.Options{Version: versionString()})
+	case "migrate":
+		err = meshauth.Migrate(context.Background(), os.Getenv)
+		if err == nil {
+			fmt.Println("meshauth: DynamoDB table ready")
+		}
 	case "users":
 		err = users(args, os.Stdin, os.Stdout)
 	case "version", "-version", "--version":
@@ -46,6 +55,7 @@ const usage = `Usage:
   meshauth users add -file F -email E -customer-id ID   add or replace a user; password read from stdin
   meshauth users remove -file F -email E             remove a user
   meshauth users list -file F                        list users (emails and customer ids)
+  meshauth migrate                                  create the DynamoDB table, index and TTL setting (idempotent)
   meshauth version                                  print the version
 `
 

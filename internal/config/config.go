@@ -33,7 +33,7 @@ type Config struct {
 	Store  string // embedded | dynamodb
 	Dynamo Dynamo
 
-	LoginProvider   string // static
+	LoginProvider   string // static, or custom when the program supplies its own
 	StaticUsersFile string
 
 	JWT JWT
@@ -139,9 +139,22 @@ func (r *reader) boolean(name string, def bool) bool {
 	return b
 }
 
+// Option changes how Load reads.
+type Option func(*loadOptions)
+
+type loadOptions struct{ customLogin bool }
+
+// CustomLogin tells Load that the program supplies its own login service:
+// LOGIN_PROVIDER and the providers' variables are not read.
+func CustomLogin() Option { return func(o *loadOptions) { o.customLogin = true } }
+
 // Load reads the configuration through getenv (os.Getenv in main) and
 // validates it. The error lists every problem found.
-func Load(getenv func(string) string) (Config, error) {
+func Load(getenv func(string) string, opts ...Option) (Config, error) {
+	var lo loadOptions
+	for _, o := range opts {
+		o(&lo)
+	}
 	r := &reader{getenv: getenv}
 	var c Config
 	c.Env = r.oneOf("APP_ENV", EnvProduction, EnvDevelopment, EnvStaging, EnvProduction)
@@ -180,10 +193,14 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static")
-	c.StaticUsersFile = r.str("STATIC_USERS_FILE", "")
-	if c.LoginProvider == "static" && c.StaticUsersFile == "" && !dev {
-		r.fail("STATIC_USERS_FILE is required with LOGIN_PROVIDER=static outside development")
+	if lo.customLogin {
+		c.LoginProvider = "custom"
+	} else {
+		c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static")
+		c.StaticUsersFile = r.str("STATIC_USERS_FILE", "")
+		if c.LoginProvider == "static" && c.StaticUsersFile == "" && !dev {
+			r.fail("STATIC_USERS_FILE is required with LOGIN_PROVIDER=static outside development")
+		}
 	}
 
 	readJWT(r, &c, dev)

@@ -1,4 +1,4 @@
-package main
+package meshauth
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/meshauth/meshauth/internal/login/static"
 	"github.com/meshauth/meshauth/internal/server"
 	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/store/dynamo"
 	"github.com/meshauth/meshauth/internal/store/embedded"
 	"github.com/meshauth/meshauth/internal/token"
 )
@@ -37,8 +38,21 @@ const sweepInterval = time.Minute
 // shutdownGrace is how long in-flight requests may take after SIGTERM.
 const shutdownGrace = 10 * time.Second
 
-func serve(getenv func(string) string) error {
-	cfg, err := config.Load(getenv)
+// Run reads the configuration from o.Getenv (os.Getenv when nil), builds the
+// service and serves HTTP until ctx is done or the process receives SIGINT or
+// SIGTERM. Then it stops accepting connections, lets requests in flight finish
+// (up to 10 s) and closes the store. It returns configuration and startup
+// errors, all at once where there are several.
+func Run(ctx context.Context, o Options) error {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var opts []config.Option
+	if o.Login != nil {
+		opts = append(opts, config.CustomLogin())
+	}
+	cfg, err := config.Load(getenv, opts...)
 	if err != nil {
 		return err
 	}
@@ -49,7 +63,7 @@ func serve(getenv func(string) string) error {
 		log.Warn("development: secrets not set in the environment are kept in DATA_DIR", "file", config.DevSecretsFile)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	st, err := openStore(ctx, cfg, log)
@@ -58,9 +72,11 @@ func serve(getenv func(string) string) error {
 	}
 	defer st.Close()
 
-	provider, err := loginProvider(cfg)
-	if err != nil {
-		return err
+	provider := o.Login
+	if provider == nil {
+		if provider, err = loginProvider(cfg); err != nil {
+			return err
+		}
 	}
 	signer, err := newSigner(cfg.JWT)
 	if err != nil {
@@ -94,7 +110,7 @@ func serve(getenv func(string) string) error {
 	}
 	srv := server.New(ln.Addr().String(), h, log)
 	log.Info("meshauth listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", cfg.Store,
-		"login_provider", cfg.LoginProvider, "jwt_algorithm", signer.Algorithm(), "version", versionString())
+		"login_provider", cfg.LoginProvider, "jwt_algorithm", signer.Algorithm(), "version", o.Version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -119,9 +135,27 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-func openStore(_ context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store {
-	case "embedded":
+	case "dynamodb":
+		s, err := openDynamo(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Dynamo.CreateTable {
+			if err := s.Migrate(ctx); err != nil {
+				return nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
+			}
+			return s, nil
+		}
+		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) {
+			// Serve anyway: /readyz answers 503 until DynamoDB answers.
+			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
+		} else if err != nil {
+			return nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
+		}
+		return s, nil
+	default:
 		s, err := embedded.Open(cfg.DataDir)
 		if err != nil {
 			return nil, err
@@ -131,7 +165,31 @@ func openStore(_ context.Context, cfg config.Config, log *slog.Logger) (store.St
 		})
 		return s, nil
 	}
-	return nil, fmt.Errorf("STORE=%s is not available in this build", cfg.Store)
+}
+
+func openDynamo(ctx context.Context, cfg config.Config) (*dynamo.Store, error) {
+	return dynamo.New(ctx, dynamo.Options{Table: cfg.Dynamo.Table, Region: cfg.Dynamo.Region, Endpoint: cfg.Dynamo.Endpoint})
+}
+
+// Migrate creates the DynamoDB table, its index and its TTL setting if they
+// are missing, as configured by the environment (STORE=dynamodb). It is
+// idempotent.
+func Migrate(ctx context.Context, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg, err := config.Load(getenv, config.CustomLogin())
+	if err != nil {
+		return err
+	}
+	if cfg.Store != "dynamodb" {
+		return errors.New("migrate: only STORE=dynamodb has a schema to create; the embedded store needs none")
+	}
+	s, err := openDynamo(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Migrate(ctx)
 }
 
 func loginProvider(cfg config.Config) (login.Service, error) {
