@@ -9,8 +9,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/meshauth/meshauth"
 )
@@ -36,6 +38,8 @@ func main() {
 		}
 	case "users":
 		err = users(args, os.Stdin, os.Stdout)
+	case "healthcheck":
+		err = healthcheck(os.Getenv("PORT"))
 	case "version", "-version", "--version":
 		fmt.Println("meshauth", versionString())
 	case "help", "-h", "-help", "--help":
@@ -56,6 +60,7 @@ const usage = `Usage:
   meshauth users remove -file F -email E             remove a user
   meshauth users list -file F                        list users (emails and customer ids)
   meshauth migrate                                  create the DynamoDB table, index and TTL setting (idempotent)
+  meshauth healthcheck                              exit 0 when the local service on PORT is ready (for container health checks)
   meshauth version                                  print the version
 `
 
@@ -67,4 +72,22 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// healthcheck asks the service on this machine's port whether it is ready:
+// a health check for images without curl.
+func healthcheck(port string) error {
+	if port == "" {
+		port = "4000"
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://127.0.0.1:" + port + "/readyz")
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /readyz answered %d", res.StatusCode)
+	}
+	return nil
 }

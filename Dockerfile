@@ -1,0 +1,18 @@
+# syntax=docker/dockerfile:1
+# A static binary on a distroless base, running as a non-root user.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/meshauth ./cmd/meshauth \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/meshauth /meshauth
+COPY --from=build --chown=nonroot:nonroot /out/data /data
+ENV DATA_DIR=/data PORT=4000
+EXPOSE 4000
+USER nonroot:nonroot
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/meshauth", "healthcheck"]
+ENTRYPOINT ["/meshauth"]
