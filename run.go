@@ -211,7 +211,11 @@ func loginProvider(cfg config.Config) (login.Service, error) {
 
 func newSigner(j config.JWT) (*token.Signer, error) {
 	if j.Algorithm == "EdDSA" {
-		return token.NewEdDSA(j.Ed25519Key, j.KeyID, j.Issuer, j.Audience)
+		s, err := token.NewEdDSA(j.Ed25519Key, j.KeyID, j.Issuer, j.Audience)
+		if err != nil || len(j.ExtraKeys) == 0 {
+			return s, err
+		}
+		return s.WithExtraKeys(j.ExtraKeys)
 	}
 	return token.NewHS256(j.Secret, j.Issuer, j.Audience)
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/meshauth/meshauth/graph/model"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -21,6 +22,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Customer() CustomerResolver
+	Entity() EntityResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 }
@@ -29,11 +32,31 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Customer struct {
+		ID       func(childComplexity int) int
+		Sessions func(childComplexity int) int
+	}
+
+	CustomerSession struct {
+		CreatedAt       func(childComplexity int) int
+		Current         func(childComplexity int) int
+		ExpiresAt       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		IP              func(childComplexity int) int
+		LastRefreshedAt func(childComplexity int) int
+		RememberMe      func(childComplexity int) int
+		UserAgent       func(childComplexity int) int
+	}
+
 	CustomerToken struct {
 		RefreshToken          func(childComplexity int) int
 		RefreshTokenExpiresAt func(childComplexity int) int
 		Token                 func(childComplexity int) int
 		TokenExpiresAt        func(childComplexity int) int
+	}
+
+	Entity struct {
+		FindCustomerByID func(childComplexity int, id string) int
 	}
 
 	GetAuthUser struct {
@@ -47,13 +70,18 @@ type ComplexityRoot struct {
 		RefreshCustomerToken   func(childComplexity int, refreshToken string) int
 		RemoveAllUserAuthItems func(childComplexity int, userID *string) int
 		RemoveUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
+		RevokeCustomerSession  func(childComplexity int, id string) int
+		RevokeCustomerSessions func(childComplexity int, scope model.SessionScope) int
 		RevokeCustomerToken    func(childComplexity int, refreshToken *string) int
 		UpdateUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
 	}
 
 	Query struct {
+		CustomerSessions    func(childComplexity int) int
 		GetAllAuthItemsByID func(childComplexity int, userID *string) int
 		GetUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
+		__resolve__service  func(childComplexity int) int
+		__resolve_entities  func(childComplexity int, representations []map[string]any) int
 	}
 
 	RemoveAllUserAuthItems struct {
@@ -74,6 +102,10 @@ type ComplexityRoot struct {
 	UpdateUserAuth struct {
 		Success func(childComplexity int) int
 	}
+
+	_Service struct {
+		SDL func(childComplexity int) int
+	}
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -89,6 +121,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Customer.id":
+		if e.ComplexityRoot.Customer.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.ID(childComplexity), true
+	case "Customer.sessions":
+		if e.ComplexityRoot.Customer.Sessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Sessions(childComplexity), true
+
+	case "CustomerSession.created_at":
+		if e.ComplexityRoot.CustomerSession.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.CreatedAt(childComplexity), true
+	case "CustomerSession.current":
+		if e.ComplexityRoot.CustomerSession.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.Current(childComplexity), true
+	case "CustomerSession.expires_at":
+		if e.ComplexityRoot.CustomerSession.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.ExpiresAt(childComplexity), true
+	case "CustomerSession.id":
+		if e.ComplexityRoot.CustomerSession.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.ID(childComplexity), true
+	case "CustomerSession.ip":
+		if e.ComplexityRoot.CustomerSession.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.IP(childComplexity), true
+	case "CustomerSession.last_refreshed_at":
+		if e.ComplexityRoot.CustomerSession.LastRefreshedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.LastRefreshedAt(childComplexity), true
+	case "CustomerSession.remember_me":
+		if e.ComplexityRoot.CustomerSession.RememberMe == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.RememberMe(childComplexity), true
+	case "CustomerSession.user_agent":
+		if e.ComplexityRoot.CustomerSession.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerSession.UserAgent(childComplexity), true
 
 	case "CustomerToken.refresh_token":
 		if e.ComplexityRoot.CustomerToken.RefreshToken == nil {
@@ -114,6 +208,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerToken.TokenExpiresAt(childComplexity), true
+
+	case "Entity.findCustomerByID":
+		if e.ComplexityRoot.Entity.FindCustomerByID == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findCustomerByID_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindCustomerByID(childComplexity, args["id"].(string)), true
 
 	case "GetAuthUser.customer_id":
 		if e.ComplexityRoot.GetAuthUser.CustomerID == nil {
@@ -178,6 +284,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveUserAuth(childComplexity, args["user_id"].(*string), args["refresh_token"].(*string)), true
+	case "Mutation.revokeCustomerSession":
+		if e.ComplexityRoot.Mutation.RevokeCustomerSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeCustomerSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeCustomerSession(childComplexity, args["id"].(string)), true
+	case "Mutation.revokeCustomerSessions":
+		if e.ComplexityRoot.Mutation.RevokeCustomerSessions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeCustomerSessions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeCustomerSessions(childComplexity, args["scope"].(model.SessionScope)), true
 	case "Mutation.revokeCustomerToken":
 		if e.ComplexityRoot.Mutation.RevokeCustomerToken == nil {
 			break
@@ -201,6 +329,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateUserAuth(childComplexity, args["user_id"].(*string), args["refresh_token"].(*string)), true
 
+	case "Query.customerSessions":
+		if e.ComplexityRoot.Query.CustomerSessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CustomerSessions(childComplexity), true
 	case "Query.getAllAuthItemsById":
 		if e.ComplexityRoot.Query.GetAllAuthItemsByID == nil {
 			break
@@ -223,6 +357,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.GetUserAuth(childComplexity, args["user_id"].(*string), args["refresh_token"].(*string)), true
+
+	case "Query._service":
+		if e.ComplexityRoot.Query.__resolve__service == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.__resolve__service(childComplexity), true
+	case "Query._entities":
+		if e.ComplexityRoot.Query.__resolve_entities == nil {
+			break
+		}
+
+		args, err := ec.field_Query__entities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.__resolve_entities(childComplexity, args["representations"].([]map[string]any)), true
 
 	case "RemoveAllUserAuthItems.success":
 		if e.ComplexityRoot.RemoveAllUserAuthItems.Success == nil {
@@ -269,6 +421,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UpdateUserAuth.Success(childComplexity), true
+
+	case "_Service.sdl":
+		if e.ComplexityRoot._Service.SDL == nil {
+			break
+		}
+
+		return e.ComplexityRoot._Service.SDL(childComplexity), true
 
 	}
 	return 0, false
@@ -352,28 +511,24 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
-	{Name: "../schema.graphqls", Input: `"""
-meshauth: customer sessions for a commerce GraphQL gateway.
+	{Name: "../schema.graphqls", Input: `# meshauth: customer sessions for a commerce GraphQL gateway, as an Apollo
+# Federation v2 subgraph.
+#
+# Storefront clients log a customer in with generateCustomerToken, keep them
+# logged in with refreshCustomerToken and log them out with revokeCustomerToken.
+# Every error carries extensions.code; the codes are listed in the README.
+# The development-only operations are in devtools.graphqls.
 
-Storefront clients log a customer in with generateCustomerToken, keep them
-logged in with refreshCustomerToken and log them out with revokeCustomerToken.
-Every error carries extensions.code; the codes are listed in the README.
-"""
-schema {
-  query: Query
-  mutation: Mutation
-}
+extend schema
+  @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
 
 type Query {
   """
-  Development only (APP_ENV=development): the stored session of user_id that
-  refresh_token belongs to, or null. FORBIDDEN in any other environment.
+  The sessions of the customer the request's access token names (send it as
+  Authorization: Bearer <token>), for "sign out other devices" pages.
+  UNAUTHENTICATED without a valid access token of a live session.
   """
-  getUserAuth(user_id: String, refresh_token: String): GetAuthUser
-  """
-  Development only: every stored session of user_id. FORBIDDEN in any other environment.
-  """
-  getAllAuthItemsById(user_id: String): [GetAuthUser]
+  customerSessions: [CustomerSession!]!
 }
 
 type Mutation {
@@ -397,18 +552,53 @@ type Mutation {
   """
   revokeCustomerToken(refresh_token: String): RevokeCustomerTokenOutput
   """
-  Development only: re-arms the expiry of the session of user_id that
-  refresh_token belongs to, as a refresh would, without rotating its token.
+  Ends sessions of the customer the request's access token names: OTHERS ends
+  every session but the token's own ("sign out other devices"), ALL ends them
+  all. Returns how many ended.
   """
-  updateUserAuth(user_id: String, refresh_token: String): UpdateUserAuth
+  revokeCustomerSessions(scope: SessionScope!): Int!
   """
-  Development only: deletes the session of user_id that refresh_token belongs to.
+  Ends one session of the customer the request's access token names, by its
+  id. Returns false when the customer has no such session.
   """
-  removeUserAuth(user_id: String, refresh_token: String): RemoveUserAuth
-  """
-  Development only: deletes every session of user_id.
-  """
-  removeAllUserAuthItems(user_id: String): RemoveAllUserAuthItems
+  revokeCustomerSession(id: ID!): Boolean!
+}
+
+"Which sessions revokeCustomerSessions ends."
+enum SessionScope {
+  "Every session except the one of the request's access token."
+  OTHERS
+  "Every session, the request's own included."
+  ALL
+}
+
+"""
+A customer, as other subgraphs know it: by the customer id in our tokens.
+Its sessions resolve only for the customer the request's access token names;
+for any other id they are empty.
+"""
+type Customer @key(fields: "id") {
+  id: ID!
+  sessions: [CustomerSession!]!
+}
+
+"A session of a customer: one logged-in browser or device."
+type CustomerSession {
+  "The session id (the sid claim of its access tokens)."
+  id: ID!
+  "When the customer logged in (RFC 3339)."
+  created_at: String!
+  "The last refresh, or the login (RFC 3339)."
+  last_refreshed_at: String!
+  "When the session ends unless refreshed (RFC 3339)."
+  expires_at: String!
+  remember_me: Boolean!
+  "Whether this is the session of the request's access token."
+  current: Boolean!
+  "The User-Agent at login, if any."
+  user_agent: String
+  "The client IP address at login, if any."
+  ip: String
 }
 
 "A token pair. Both expiry fields are RFC 3339 timestamps in UTC."
@@ -425,6 +615,33 @@ type CustomerToken {
 
 type RevokeCustomerTokenOutput {
   result: Boolean!
+}
+
+`, BuiltIn: false},
+	{Name: "../devtools.graphqls", Input: `# Development-only operations (APP_ENV=development). Outside development they
+# are absent from the schema: introspection and the federation SDL do not show
+# them, and a query naming them fails validation.
+
+extend type Query {
+  """
+  Development only: the stored session of user_id that refresh_token belongs
+  to, or null.
+  """
+  getUserAuth(user_id: String, refresh_token: String): GetAuthUser
+  "Development only: every stored session of user_id."
+  getAllAuthItemsById(user_id: String): [GetAuthUser]
+}
+
+extend type Mutation {
+  """
+  Development only: re-arms the expiry of the session of user_id that
+  refresh_token belongs to, as a login would, without rotating its token.
+  """
+  updateUserAuth(user_id: String, refresh_token: String): UpdateUserAuth
+  "Development only: deletes the session of user_id that refresh_token belongs to."
+  removeUserAuth(user_id: String, refresh_token: String): RemoveUserAuth
+  "Development only: deletes every session of user_id."
+  removeAllUserAuthItems(user_id: String): RemoveAllUserAuthItems
 }
 
 "A stored session as the development operations show it."
@@ -451,12 +668,114 @@ type RemoveAllUserAuthItems {
   success: Boolean
 }
 `, BuiltIn: false},
+	{Name: "../federation/directives.graphql", Input: `
+	directive @authenticated on FIELD_DEFINITION | OBJECT | INTERFACE | SCALAR | ENUM
+	directive @composeDirective(name: String!) repeatable on SCHEMA
+	directive @extends on OBJECT | INTERFACE
+	directive @external on OBJECT | FIELD_DEFINITION
+	directive @key(fields: FieldSet!, resolvable: Boolean = true) repeatable on OBJECT | INTERFACE
+	directive @inaccessible on
+	  | ARGUMENT_DEFINITION
+	  | ENUM
+	  | ENUM_VALUE
+	  | FIELD_DEFINITION
+	  | INPUT_FIELD_DEFINITION
+	  | INPUT_OBJECT
+	  | INTERFACE
+	  | OBJECT
+	  | SCALAR
+	  | UNION
+	directive @interfaceObject on OBJECT
+	directive @link(import: [String!], url: String!) repeatable on SCHEMA
+	directive @override(from: String!, label: String) on FIELD_DEFINITION
+	directive @policy(policies: [[federation__Policy!]!]!) on
+	  | FIELD_DEFINITION
+	  | OBJECT
+	  | INTERFACE
+	  | SCALAR
+	  | ENUM
+	directive @provides(fields: FieldSet!) on FIELD_DEFINITION
+	directive @requires(fields: FieldSet!) on FIELD_DEFINITION
+	directive @requiresScopes(scopes: [[federation__Scope!]!]!) on
+	  | FIELD_DEFINITION
+	  | OBJECT
+	  | INTERFACE
+	  | SCALAR
+	  | ENUM
+	directive @shareable repeatable on FIELD_DEFINITION | OBJECT
+	directive @computedRequires on FIELD_DEFINITION
+	directive @tag(name: String!) repeatable on
+	  | ARGUMENT_DEFINITION
+	  | ENUM
+	  | ENUM_VALUE
+	  | FIELD_DEFINITION
+	  | INPUT_FIELD_DEFINITION
+	  | INPUT_OBJECT
+	  | INTERFACE
+	  | OBJECT
+	  | SCALAR
+	  | UNION
+	scalar _Any
+	scalar FieldSet
+	scalar federation__Policy
+	scalar federation__Scope
+`, BuiltIn: true},
+	{Name: "../federation/entity.graphql", Input: `
+# a union of all types that use the @key directive
+union _Entity = Customer
+
+# fake type to build resolver interfaces for users to implement
+type Entity {
+	findCustomerByID(id: ID!,): Customer!
+}
+
+type _Service {
+  sdl: String
+}
+
+extend type Query {
+  _entities(representations: [_Any!]!): [_Entity]!
+  _service: _Service!
+}
+`, BuiltIn: true},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Customer_id(ctx, field)
+	case "sessions":
+		return ec.fieldContext_Customer_sessions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CustomerSession_id(ctx, field)
+	case "created_at":
+		return ec.fieldContext_CustomerSession_created_at(ctx, field)
+	case "last_refreshed_at":
+		return ec.fieldContext_CustomerSession_last_refreshed_at(ctx, field)
+	case "expires_at":
+		return ec.fieldContext_CustomerSession_expires_at(ctx, field)
+	case "remember_me":
+		return ec.fieldContext_CustomerSession_remember_me(ctx, field)
+	case "current":
+		return ec.fieldContext_CustomerSession_current(ctx, field)
+	case "user_agent":
+		return ec.fieldContext_CustomerSession_user_agent(ctx, field)
+	case "ip":
+		return ec.fieldContext_CustomerSession_ip(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerSession", field.Name)
+}
 
 func (ec *executionContext) childFields_CustomerToken(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -520,6 +839,14 @@ func (ec *executionContext) childFields_UpdateUserAuth(ctx context.Context, fiel
 		return ec.fieldContext_UpdateUserAuth_success(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UpdateUserAuth", field.Name)
+}
+
+func (ec *executionContext) childFields__Service(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sdl":
+		return ec.fieldContext__Service_sdl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type _Service", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -9,7 +9,14 @@ import (
 	"context"
 
 	"github.com/meshauth/meshauth/graph/model"
+	"github.com/meshauth/meshauth/internal/auth"
 )
+
+// Sessions is the resolver for the sessions field.
+func (r *customerResolver) Sessions(ctx context.Context, obj *model.Customer) ([]*model.CustomerSession, error) {
+	list, err := r.Auth.SessionsOf(ctx, obj.ID)
+	return customerSessions(list), err
+}
 
 // GenerateCustomerToken is the resolver for the generateCustomerToken field.
 func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email string, password string, rememberMe *bool) (*model.CustomerToken, error) {
@@ -37,57 +44,31 @@ func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken
 	return &model.RevokeCustomerTokenOutput{Result: true}, nil
 }
 
-// UpdateUserAuth is the resolver for the updateUserAuth field.
-func (r *mutationResolver) UpdateUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.UpdateUserAuth, error) {
-	ok, err := r.Auth.DevExtendSession(ctx, deref(userID), deref(refreshToken))
+// RevokeCustomerSessions is the resolver for the revokeCustomerSessions field.
+func (r *mutationResolver) RevokeCustomerSessions(ctx context.Context, scope model.SessionScope) (int, error) {
+	s := auth.ScopeOthers
+	if scope == model.SessionScopeAll {
+		s = auth.ScopeAll
+	}
+	return r.Auth.RevokeSessions(ctx, s)
+}
+
+// RevokeCustomerSession is the resolver for the revokeCustomerSession field.
+func (r *mutationResolver) RevokeCustomerSession(ctx context.Context, id string) (bool, error) {
+	return r.Auth.RevokeSession(ctx, id)
+}
+
+// CustomerSessions is the resolver for the customerSessions field.
+func (r *queryResolver) CustomerSessions(ctx context.Context) ([]*model.CustomerSession, error) {
+	list, err := r.Auth.CustomerSessions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &model.UpdateUserAuth{Success: &ok}, nil
+	return customerSessions(list), nil
 }
 
-// RemoveUserAuth is the resolver for the removeUserAuth field.
-func (r *mutationResolver) RemoveUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.RemoveUserAuth, error) {
-	s, err := r.Auth.DevRemoveSession(ctx, deref(userID), deref(refreshToken))
-	if err != nil {
-		return nil, err
-	}
-	out := &model.RemoveUserAuth{Success: ptr(s != nil)}
-	if s != nil {
-		out.CustomerID, out.RefreshTokenHash, out.TTL = &s.CustomerID, &s.TokenHash, &s.TTL
-	}
-	return out, nil
-}
-
-// RemoveAllUserAuthItems is the resolver for the removeAllUserAuthItems field.
-func (r *mutationResolver) RemoveAllUserAuthItems(ctx context.Context, userID *string) (*model.RemoveAllUserAuthItems, error) {
-	if _, err := r.Auth.DevRemoveAllSessions(ctx, deref(userID)); err != nil {
-		return nil, err
-	}
-	return &model.RemoveAllUserAuthItems{Success: ptr(true)}, nil
-}
-
-// GetUserAuth is the resolver for the getUserAuth field.
-func (r *queryResolver) GetUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.GetAuthUser, error) {
-	s, err := r.Auth.DevGetSession(ctx, deref(userID), deref(refreshToken))
-	if err != nil || s == nil {
-		return nil, err
-	}
-	return authUser(*s), nil
-}
-
-// GetAllAuthItemsByID is the resolver for the getAllAuthItemsById field.
-func (r *queryResolver) GetAllAuthItemsByID(ctx context.Context, userID *string) ([]*model.GetAuthUser, error) {
-	list, err := r.Auth.DevListSessions(ctx, deref(userID))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.GetAuthUser, len(list))
-	for i, s := range list {
-		out[i] = authUser(s)
-	}
-	return out, nil
-}
+// Customer returns CustomerResolver implementation.
+func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
 
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
@@ -96,6 +77,7 @@ func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
+	customerResolver struct{ *Resolver }
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
 )

@@ -2,6 +2,42 @@
 
 package model
 
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// A customer, as other subgraphs know it: by the customer id in our tokens.
+// Its sessions resolve only for the customer the request's access token names;
+// for any other id they are empty.
+type Customer struct {
+	ID       string             `json:"id"`
+	Sessions []*CustomerSession `json:"sessions"`
+}
+
+func (Customer) IsEntity() {}
+
+// A session of a customer: one logged-in browser or device.
+type CustomerSession struct {
+	// The session id (the sid claim of its access tokens).
+	ID string `json:"id"`
+	// When the customer logged in (RFC 3339).
+	CreatedAt string `json:"created_at"`
+	// The last refresh, or the login (RFC 3339).
+	LastRefreshedAt string `json:"last_refreshed_at"`
+	// When the session ends unless refreshed (RFC 3339).
+	ExpiresAt  string `json:"expires_at"`
+	RememberMe bool   `json:"remember_me"`
+	// Whether this is the session of the request's access token.
+	Current bool `json:"current"`
+	// The User-Agent at login, if any.
+	UserAgent *string `json:"user_agent,omitempty"`
+	// The client IP address at login, if any.
+	IP *string `json:"ip,omitempty"`
+}
+
 // A token pair. Both expiry fields are RFC 3339 timestamps in UTC.
 type CustomerToken struct {
 	// The access token: a JWT to send as Authorization: Bearer <token>.
@@ -46,4 +82,62 @@ type RevokeCustomerTokenOutput struct {
 
 type UpdateUserAuth struct {
 	Success *bool `json:"success,omitempty"`
+}
+
+// Which sessions revokeCustomerSessions ends.
+type SessionScope string
+
+const (
+	// Every session except the one of the request's access token.
+	SessionScopeOthers SessionScope = "OTHERS"
+	// Every session, the request's own included.
+	SessionScopeAll SessionScope = "ALL"
+)
+
+var AllSessionScope = []SessionScope{
+	SessionScopeOthers,
+	SessionScopeAll,
+}
+
+func (e SessionScope) IsValid() bool {
+	switch e {
+	case SessionScopeOthers, SessionScopeAll:
+		return true
+	}
+	return false
+}
+
+func (e SessionScope) String() string {
+	return string(e)
+}
+
+func (e *SessionScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SessionScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SessionScope", str)
+	}
+	return nil
+}
+
+func (e SessionScope) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SessionScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SessionScope) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -65,6 +65,7 @@ type Options struct {
 // Service runs the session flows. It is safe for concurrent use.
 type Service struct {
 	Options
+	verifier *token.Signer // Signer on the Service's clock
 }
 
 // New returns a Service.
@@ -75,7 +76,7 @@ func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{Options: o}
+	return &Service{Options: o, verifier: o.Signer.WithClock(o.Now)}
 }
 
 // Tokens is what login and refresh return.

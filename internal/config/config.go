@@ -63,9 +63,12 @@ type JWT struct {
 	Secret []byte
 	// Ed25519Key is the EdDSA signing key.
 	Ed25519Key ed25519.PrivateKey
-	KeyID      string
-	Issuer     string
-	Audience   string
+	// ExtraKeys are further EdDSA verification keys (a rotation's previous or
+	// next key), published in the JWKS.
+	ExtraKeys []token.PublicKey
+	KeyID     string
+	Issuer    string
+	Audience  string
 }
 
 // Development reports whether the development tools are enabled.
@@ -76,7 +79,7 @@ var Variables = []string{
 	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION",
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE",
-	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE",
+	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE",
 	"REFRESH_TOKEN_SECRET",
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
 	"SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS",
@@ -236,6 +239,15 @@ func readJWT(r *reader, c *Config, dev bool) {
 	case "HS256":
 		j.Secret = secret(r, "JWT_PRIVATE_KEY", dev)
 	case "EdDSA":
+		if extra := r.str("JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", ""); extra != "" {
+			b, err := os.ReadFile(extra)
+			if err == nil {
+				j.ExtraKeys, err = token.ParsePublicKeys(b)
+			}
+			if err != nil {
+				r.fail("JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE: %v", err)
+			}
+		}
 		pemText, file := r.str("JWT_ED25519_PRIVATE_KEY", ""), r.str("JWT_ED25519_PRIVATE_KEY_FILE", "")
 		switch {
 		case pemText != "" && file != "":

@@ -44,7 +44,10 @@ func GraphQL(o Options) http.Handler {
 	srv.AddTransport(unsupported{})
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(graph.FederationSDL{})
 	}
+	srv.AroundFields(graph.PublicSchema(o.Auth.DevTools))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(graph.Recover(o.Log))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -58,6 +61,12 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	jwks := o.Auth.Signer.JWKS()
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(jwks)
 	})
 	if o.Ready != nil {
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -79,14 +88,16 @@ func Handler(o Options) http.Handler {
 	return mux
 }
 
-// withClient records the caller's user agent and address for the session.
+// withClient records the caller's user agent and address for the session,
+// and the Authorization header for the operations that need an access token.
 func withClient(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			ip = r.RemoteAddr
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithClient(r.Context(), auth.Client{UserAgent: r.UserAgent(), IP: ip})))
+		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: r.UserAgent(), IP: ip})
+		next.ServeHTTP(w, r.WithContext(auth.WithAuthorization(ctx, r.Header.Get("Authorization"))))
 	})
 }
 

@@ -65,6 +65,12 @@ type options struct {
 
 func start(t *testing.T, o options) *env {
 	t.Helper()
+	return startWith(t, o, o.dev)
+}
+
+// startWith starts the service with introspection set apart from development.
+func startWith(t *testing.T, o options, introspection bool) *env {
+	t.Helper()
 	st, err := embedded.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func start(t *testing.T, o options) *env {
 		DevTools: o.dev, Provider: users(), Sessions: st, Customers: st, Signer: signer, Codec: codec,
 		Now: e.clock.Now, Log: log,
 	})
-	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: log, Playground: o.dev, Introspection: o.dev, Ready: o.ready}))
+	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: log, Playground: o.dev, Introspection: introspection, Ready: o.ready}))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e

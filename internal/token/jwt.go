@@ -5,8 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -38,11 +41,14 @@ var Reserved = map[string]bool{
 type Signer struct {
 	method    jwt.SigningMethod
 	signKey   crypto.PrivateKey // []byte for HS256, ed25519.PrivateKey for EdDSA
-	verifyKey any
-	keyID     string
-	issuer    string
-	audience  string
-	parser    *jwt.Parser
+	verifyKey any               // HS256: the secret
+	// edKeys are the Ed25519 keys EdDSA tokens may be signed with, by kid:
+	// the signing key's and any extra (previous or upcoming) ones.
+	edKeys   map[string]ed25519.PublicKey
+	keyID    string
+	issuer   string
+	audience string
+	parser   *jwt.Parser
 }
 
 // NewHS256 returns a Signer that signs with HMAC-SHA256 and the shared secret.
@@ -58,7 +64,66 @@ func NewEdDSA(key ed25519.PrivateKey, keyID, issuer, audience string) (*Signer, 
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("Ed25519 private key has the wrong size")
 	}
-	return newSigner(jwt.SigningMethodEdDSA, key, key.Public(), keyID, issuer, audience), nil
+	if keyID == "" {
+		return nil, errors.New("EdDSA signing needs a key id")
+	}
+	s := newSigner(jwt.SigningMethodEdDSA, key, nil, keyID, issuer, audience)
+	s.edKeys = map[string]ed25519.PublicKey{keyID: key.Public().(ed25519.PublicKey)}
+	return s, nil
+}
+
+// PublicKey is an Ed25519 verification key and its key id.
+type PublicKey struct {
+	ID  string
+	Key ed25519.PublicKey
+}
+
+// WithExtraKeys returns a copy of s (EdDSA only) that also accepts tokens
+// signed with keys and publishes them in its JWKS: the previous key during a
+// rotation, until the last token it signed has expired, or the next key ahead
+// of a rotation, so that verifiers have it before it signs anything.
+func (s *Signer) WithExtraKeys(keys []PublicKey) (*Signer, error) {
+	if s.edKeys == nil {
+		return nil, errors.New("extra verification keys need EdDSA")
+	}
+	c := *s
+	c.edKeys = maps.Clone(s.edKeys)
+	for _, k := range keys {
+		if len(k.Key) != ed25519.PublicKeySize || k.ID == "" {
+			return nil, errors.New("extra verification key: want an Ed25519 public key with a key id")
+		}
+		if _, dup := c.edKeys[k.ID]; dup {
+			return nil, fmt.Errorf("extra verification key: key id %s is used twice", k.ID)
+		}
+		c.edKeys[k.ID] = k.Key
+	}
+	return &c, nil
+}
+
+// JWKS returns the JSON Web Key Set (RFC 7517) of the public keys tokens may
+// be signed with (RFC 8037 OKP keys), the signing key first; with HS256 there
+// is nothing to publish and the set is empty.
+func (s *Signer) JWKS() []byte {
+	type jwk struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		Kid string `json:"kid"`
+		Use string `json:"use"`
+		Alg string `json:"alg"`
+	}
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	ids := slices.Sorted(maps.Keys(s.edKeys))
+	if i := slices.Index(ids, s.keyID); i > 0 {
+		ids = append(append([]string{s.keyID}, ids[:i]...), ids[i+1:]...)
+	}
+	for _, id := range ids {
+		set.Keys = append(set.Keys, jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(s.edKeys[id]), Kid: id, Use: "sig", Alg: "EdDSA"})
+	}
+	b, _ := json.Marshal(set)
+	return b
 }
 
 func newSigner(m jwt.SigningMethod, sign crypto.PrivateKey, verify any, kid, iss, aud string) *Signer {
@@ -122,10 +187,14 @@ func (s *Signer) Sign(c Claims) (string, error) {
 func (s *Signer) Verify(tokenString string) (Claims, error) {
 	mc := jwt.MapClaims{}
 	_, err := s.parser.ParseWithClaims(tokenString, mc, func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); s.keyID != "" && kid != s.keyID {
-			return nil, fmt.Errorf("unknown key id")
+		if s.edKeys == nil {
+			return s.verifyKey, nil
 		}
-		return s.verifyKey, nil
+		kid, _ := t.Header["kid"].(string)
+		if k, ok := s.edKeys[kid]; ok {
+			return k, nil
+		}
+		return nil, errors.New("unknown key id")
 	})
 	if err != nil {
 		return Claims{}, fmt.Errorf("verify access token: %w", err)

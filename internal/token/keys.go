@@ -43,3 +43,37 @@ func Thumbprint(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256([]byte(jwk))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// ParsePublicKeys reads one or more PEM blocks of type PUBLIC KEY holding
+// Ed25519 keys. A block's "kid" header gives its key id; without one the id
+// is the key's RFC 7638 thumbprint (the default key id of a signing key).
+func ParsePublicKeys(pemBytes []byte) ([]PublicKey, error) {
+	var out []PublicKey
+	for {
+		var block *pem.Block
+		block, pemBytes = pem.Decode(pemBytes)
+		if block == nil {
+			break
+		}
+		if block.Type != "PUBLIC KEY" {
+			return nil, errors.New("want PEM blocks of type PUBLIC KEY")
+		}
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, errors.New("not a PKIX public key")
+		}
+		ek, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, errors.New("not an Ed25519 key")
+		}
+		id := block.Headers["kid"]
+		if id == "" {
+			id = Thumbprint(ek)
+		}
+		out = append(out, PublicKey{ID: id, Key: ek})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM block of type PUBLIC KEY")
+	}
+	return out, nil
+}
