@@ -25,6 +25,11 @@ func users(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		// Most likely a password typed on the command line, where other users
+		// can see it: refuse rather than ignore it.
+		return fmt.Errorf("users %s: unexpected argument; the password is read from standard input, never from arguments", sub)
+	}
 	switch sub {
 	case "add":
 		if *email == "" || *customerID == "" {

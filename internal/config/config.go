@@ -281,7 +281,7 @@ func readJWT(r *reader, c *Config, dev bool) {
 // secret reads a secret of at least MinSecretLen bytes. In development it may
 // be missing (EnsureDevSecrets fills it in).
 func secret(r *reader, name string, dev bool) []byte {
-	v := r.getenv(name)
+	v := strings.TrimSpace(r.getenv(name))
 	switch {
 	case v == "" && dev:
 		return nil

@@ -35,6 +35,21 @@ func HashPassword(password string) (string, error) {
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
+// validHash checks that hash is an argon2id (PHC) or bcrypt hash this package
+// can check, without the cost of checking a password against it.
+func validHash(hash string) error {
+	switch {
+	case strings.HasPrefix(hash, "$argon2id$"):
+		_, err := parseArgon2id(hash)
+		return err
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		_, err := bcrypt.Cost([]byte(hash))
+		return err
+	default:
+		return errors.New("unsupported password hash: want argon2id or bcrypt")
+	}
+}
+
 // checkHash reports whether password matches an argon2id (PHC) or bcrypt hash.
 // The comparison is constant-time. A hash it cannot read is an error.
 func checkHash(hash, password string) (bool, error) {
@@ -77,7 +92,7 @@ func parseArgon2id(hash string) (argon2Params, error) {
 		return p, bad
 	}
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil ||
-		p.memory == 0 || p.memory > 1<<22 || p.time == 0 || p.time > 16 || p.threads == 0 {
+		p.memory == 0 || p.memory > 1<<20 || p.time == 0 || p.time > 16 || p.threads == 0 {
 		return p, bad
 	}
 	var err1, err2 error

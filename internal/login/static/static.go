@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/meshauth/meshauth/internal/login"
@@ -53,7 +54,7 @@ func New(users []User) (*Provider, error) {
 		case p.users[email].Email != "":
 			errs = append(errs, fmt.Errorf("user %s: listed twice", email))
 		}
-		if _, err := checkHash(u.PasswordHash, ""); err != nil {
+		if err := validHash(u.PasswordHash); err != nil {
 			errs = append(errs, fmt.Errorf("user %s: %w", email, err))
 		}
 		p.users[email] = u
@@ -117,6 +118,7 @@ func ReadFile(path string) (File, error) {
 
 // WriteFile replaces the users file atomically, readable by its owner only.
 func WriteFile(path string, f File) error {
+	f.Users = slices.Clone(f.Users)
 	sort.Slice(f.Users, func(i, j int) bool { return f.Users[i].Email < f.Users[j].Email })
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

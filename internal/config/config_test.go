@@ -1,0 +1,622 @@
+package config_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/config"
+	"github.com/meshauth/meshauth/internal/token"
+)
+
+const (
+	jwtSecret     = "jwt-secret-0123456789abcdef-0123456789"
+	refreshSecret = "refresh-secret-0123456789abcdef-012345"
+)
+
+// env is a map-backed getenv.
+type env map[string]string
+
+func (e env) get(name string) string { return e[name] }
+
+// with returns a copy of e with kv applied; an empty value unsets the name.
+func (e env) with(kv ...string) env {
+	out := maps.Clone(e)
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			delete(out, kv[i])
+		} else {
+			out[kv[i]] = kv[i+1]
+		}
+	}
+	return out
+}
+
+// production is a minimal valid production environment.
+var production = env{
+	"APP_ENV":              "production",
+	"STATIC_USERS_FILE":    "/etc/meshauth/users.json",
+	"JWT_PRIVATE_KEY":      jwtSecret,
+	"REFRESH_TOKEN_SECRET": refreshSecret,
+}
+
+// edKeyPEM returns a fixed Ed25519 key and its PKCS #8 PEM.
+func edKeyPEM(t *testing.T) (ed25519.PrivateKey, string) {
+	t.Helper()
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	b, err := token.MarshalEd25519PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(b)
+}
+
+// problems returns the lines of a Load error after its heading.
+func problems(err error) []string {
+	lines := strings.Split(err.Error(), "\n")
+	return lines[1:]
+}
+
+func TestLoadDevelopmentDefaults(t *testing.T) {
+	got, err := config.Load(env{"APP_ENV": "development"}.get)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := config.Config{
+		Env: "development", Port: 4000, DataDir: "./data",
+		Store: "embedded", LoginProvider: "static",
+		JWT: config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
+		Rules: auth.Rules{
+			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
+			MaxLifetime: 0, ReuseInterval: 30 * time.Second,
+		},
+		LogLevel: slog.LevelInfo, LogFormat: "text", Introspection: true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
+	}
+	if !got.Development() {
+		t.Error("Development() = false")
+	}
+}
+
+func TestLoadDefaultEnvIsProduction(t *testing.T) {
+	if _, err := config.Load(env{}.get); err == nil {
+		t.Fatal("Load with nothing set succeeded; production must need explicit configuration")
+	}
+	got, err := config.Load(production.with("APP_ENV", "").get)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got.Env != config.EnvProduction || got.Development() || got.LogFormat != "json" || got.Introspection {
+		t.Errorf("Env %q, Development %v, LogFormat %q, Introspection %v; want production, false, json, false",
+			got.Env, got.Development(), got.LogFormat, got.Introspection)
+	}
+}
+
+func TestLoadExplicitValues(t *testing.T) {
+	e := production.with(
+		"APP_ENV", "staging", "PORT", " 8080 ", "DATA_DIR", "/var/lib/meshauth",
+		"LOG_LEVEL", "debug", "LOG_FORMAT", "text", "GRAPHQL_INTROSPECTION", "true",
+		"STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "sessions", "DYNAMO_DB_REGION", "eu-west-1",
+		"DYNAMO_DB_ENDPOINT", "http://localhost:8000", "DYNAMO_DB_CREATE_TABLE", "1",
+		"JWT_ISSUER", "https://auth.example", "JWT_AUDIENCE", "gateway", "JWT_KEY_ID", "k1",
+		"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "5", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "60",
+		"EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "1440", "SESSION_MAX_LIFETIME_IN_MINUTES", "2880",
+		"REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS", "0",
+	)
+	got, err := config.Load(e.get)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := config.Config{
+		Env: "staging", Port: 8080, DataDir: "/var/lib/meshauth",
+		Store:         "dynamodb",
+		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
+		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json",
+		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
+		RefreshSecret: []byte(refreshSecret),
+		Rules: auth.Rules{
+			AccessTTL: 5 * time.Minute, IdleTTL: time.Hour, RememberTTL: 24 * time.Hour,
+			MaxLifetime: 48 * time.Hour, ReuseInterval: 0,
+		},
+		LogLevel: slog.LevelDebug, LogFormat: "text", Introspection: true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestLoadLogLevel(t *testing.T) {
+	for level, want := range map[string]slog.Level{
+		"": slog.LevelInfo, "debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+	} {
+		t.Run("level "+level, func(t *testing.T) {
+			got, err := config.Load(production.with("LOG_LEVEL", level).get)
+			if err != nil || got.LogLevel != want {
+				t.Errorf("LOG_LEVEL=%q: LogLevel %v, err %v; want %v", level, got.LogLevel, err, want)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		// want has one variable name per expected problem line.
+		want []string
+	}{
+		{"nothing set in production", env{}, []string{"STATIC_USERS_FILE", "JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}},
+		{"nothing set in staging", env{"APP_ENV": "staging"}, []string{"STATIC_USERS_FILE", "JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}},
+		{
+			"bad server values",
+			production.with("PORT", "0", "LOG_LEVEL", "loud", "LOG_FORMAT", "xml", "GRAPHQL_INTROSPECTION", "maybe", "STORE", "postgres"),
+			[]string{"PORT", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "STORE"},
+		},
+		{
+			"bad numbers",
+			production.with("PORT", "65536", "ACCESS_TOKEN_EXPIRY_IN_MINUTES", "ten", "SESSION_MAX_LIFETIME_IN_MINUTES", "-1",
+				"REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS", "301"),
+			[]string{"PORT", "ACCESS_TOKEN_EXPIRY_IN_MINUTES", "SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS"},
+		},
+		{
+			"out of range expiries",
+			production.with("NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "0", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "5256001",
+				"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "1441"),
+			[]string{"NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "ACCESS_TOKEN_EXPIRY_IN_MINUTES"},
+		},
+		{
+			"incomplete dynamodb and bad boolean",
+			production.with("STORE", "dynamodb", "DYNAMO_DB_CREATE_TABLE", "yes please"),
+			[]string{"DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB_CREATE_TABLE"},
+		},
+		{
+			"unknown provider, algorithm and environment",
+			production.with("LOGIN_PROVIDER", "ldap", "JWT_ALGORITHM", "RS256", "APP_ENV", "prod"),
+			[]string{"APP_ENV", "LOGIN_PROVIDER", "JWT_ALGORITHM"},
+		},
+		{
+			"short secrets and missing users file",
+			production.with("JWT_PRIVATE_KEY", "short", "REFRESH_TOKEN_SECRET", "also short", "STATIC_USERS_FILE", ""),
+			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(tt.env.get)
+			if err == nil {
+				t.Fatal("Load succeeded, want one error listing every problem")
+			}
+			for _, name := range tt.want {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("error does not mention %s:\n%v", name, err)
+				}
+			}
+			if got := problems(err); len(got) != len(tt.want) {
+				t.Errorf("error lists %d problems, want %d:\n%v", len(got), len(tt.want), err)
+			}
+		})
+	}
+}
+
+func TestLoadExpiryOrdering(t *testing.T) {
+	const (
+		access   = "ACCESS_TOKEN_EXPIRY_IN_MINUTES"
+		idle     = "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES"
+		remember = "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES"
+		maxLife  = "SESSION_MAX_LIFETIME_IN_MINUTES"
+	)
+	tests := []struct {
+		name     string
+		env      env
+		wantErr  string // a variable name the error must mention; "" for success
+		wantRule func(auth.Rules) bool
+	}{
+		{"defaults are ordered", production, "", nil},
+		{"strictly ordered", production.with(access, "1", idle, "2", remember, "3"), "", func(r auth.Rules) bool {
+			return r.AccessTTL == time.Minute && r.IdleTTL == 2*time.Minute && r.RememberTTL == 3*time.Minute
+		}},
+		{"access equals idle", production.with(access, "15", idle, "15"), idle, nil},
+		{"access above idle", production.with(access, "20", idle, "15"), idle, nil},
+		{"idle equals remember", production.with(idle, "60", remember, "60"), remember, nil},
+		{"idle above remember", production.with(idle, "120", remember, "60"), remember, nil},
+		{"all three equal", production.with(access, "30", idle, "30", remember, "30"), access, nil},
+		{"reversed", production.with(access, "300", idle, "200", remember, "100"), access, nil},
+		{"max lifetime below idle", production.with(maxLife, "14"), maxLife, nil},
+		{"max lifetime equals idle", production.with(maxLife, "15"), "", func(r auth.Rules) bool { return r.MaxLifetime == 15*time.Minute }},
+		{"max lifetime 0 is no cap", production.with(maxLife, "0"), "", func(r auth.Rules) bool { return r.MaxLifetime == 0 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.env.get)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if tt.wantRule != nil && !tt.wantRule(c.Rules) {
+					t.Errorf("Rules = %+v", c.Rules)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Load error = %v, want one naming %s", err, tt.wantErr)
+			}
+			if n := len(problems(err)); n != 1 {
+				t.Errorf("error lists %d problems, want 1:\n%v", n, err)
+			}
+		})
+	}
+}
+
+func TestLoadSecrets(t *testing.T) {
+	short := "s3cr3t-VALUE-31-bytes-long-xxxx"[:31]
+	exact := strings.Repeat("k", config.MinSecretLen)
+	_, pemText := edKeyPEM(t)
+	tests := []struct {
+		name    string
+		env     env
+		wantErr string // variable named in the error; "" for success
+		secrets []string
+	}{
+		{"32 bytes accepted", production.with("JWT_PRIVATE_KEY", exact, "REFRESH_TOKEN_SECRET", exact), "", nil},
+		{"short JWT secret", production.with("JWT_PRIVATE_KEY", short), "JWT_PRIVATE_KEY", []string{short}},
+		{"short refresh secret", production.with("REFRESH_TOKEN_SECRET", short), "REFRESH_TOKEN_SECRET", []string{short}},
+		{"short secrets in development too", env{"APP_ENV": "development", "JWT_PRIVATE_KEY": short}, "JWT_PRIVATE_KEY", []string{short}},
+		{"missing JWT secret in production", production.with("JWT_PRIVATE_KEY", ""), "JWT_PRIVATE_KEY", nil},
+		{"missing refresh secret in staging", production.with("APP_ENV", "staging", "REFRESH_TOKEN_SECRET", ""), "REFRESH_TOKEN_SECRET", nil},
+		{"good secrets beside another problem", production.with("PORT", "-1"), "PORT", []string{jwtSecret, refreshSecret}},
+		{"Ed25519 key beside a bad PEM", production.with("JWT_ALGORITHM", "EdDSA", "JWT_ED25519_PRIVATE_KEY", strings.Replace(pemText, "PRIVATE KEY", "PUBLIC KEY", 2)),
+			"Ed25519", strings.Split(pemText, "\n")[1:3]},
+		{"APP_ENV typo prod", production.with("APP_ENV", "prod"), "APP_ENV", []string{jwtSecret, refreshSecret}},
+		{"APP_ENV typo Production", production.with("APP_ENV", "Production"), "APP_ENV", []string{jwtSecret, refreshSecret}},
+		{"APP_ENV typo dev does not relax secrets", env{"APP_ENV": "dev"}, "JWT_PRIVATE_KEY", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(tt.env.get)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Load error = %v, want one naming %s", err, tt.wantErr)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error contains the secret %q:\n%v", s, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadDynamoRegion(t *testing.T) {
+	base := production.with("STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "sessions")
+	tests := []struct {
+		name       string
+		env        env
+		wantRegion string
+		wantErr    string
+	}{
+		{"DYNAMO_DB_REGION", base.with("DYNAMO_DB_REGION", "eu-west-1"), "eu-west-1", ""},
+		{"DYNAMO_DB__REGION alias", base.with("DYNAMO_DB__REGION", "us-east-2"), "us-east-2", ""},
+		{"DYNAMO_DB_REGION wins over the alias", base.with("DYNAMO_DB_REGION", "eu-west-1", "DYNAMO_DB__REGION", "us-east-2"), "eu-west-1", ""},
+		{"neither", base, "", "DYNAMO_DB_REGION"},
+		{"no table", base.with("DYNAMO_DB_AUTH_TABLE", "", "DYNAMO_DB__REGION", "us-east-2"), "", "DYNAMO_DB_AUTH_TABLE"},
+		{"embedded store needs neither", production.with("STORE", "embedded"), "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.env.get)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Dynamo.Region != tt.wantRegion {
+				t.Errorf("Region = %q, want %q", c.Dynamo.Region, tt.wantRegion)
+			}
+		})
+	}
+}
+
+func TestLoadEdDSA(t *testing.T) {
+	key, pemText := edKeyPEM(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(keyFile, []byte(pemText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(badFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	thumb := token.Thumbprint(key.Public().(ed25519.PublicKey))
+	ed := production.with("JWT_ALGORITHM", "EdDSA", "JWT_PRIVATE_KEY", "")
+
+	tests := []struct {
+		name      string
+		env       env
+		wantKey   bool
+		wantKeyID string
+		wantErr   []string
+	}{
+		{"PEM in the environment", ed.with("JWT_ED25519_PRIVATE_KEY", pemText), true, thumb, nil},
+		{"PEM file", ed.with("JWT_ED25519_PRIVATE_KEY_FILE", keyFile), true, thumb, nil},
+		{"explicit key id", ed.with("JWT_ED25519_PRIVATE_KEY_FILE", keyFile, "JWT_KEY_ID", "2030-01"), true, "2030-01", nil},
+		{"both set", ed.with("JWT_ED25519_PRIVATE_KEY", pemText, "JWT_ED25519_PRIVATE_KEY_FILE", keyFile), false, "",
+			[]string{"JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE"}},
+		{"missing file", ed.with("JWT_ED25519_PRIVATE_KEY_FILE", filepath.Join(dir, "nope.pem")), false, "",
+			[]string{"JWT_ED25519_PRIVATE_KEY_FILE"}},
+		{"file is not a key", ed.with("JWT_ED25519_PRIVATE_KEY_FILE", badFile), false, "", []string{"Ed25519"}},
+		{"missing in production", ed, false, "", []string{"JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE"}},
+		{"missing in development is left to EnsureDevSecrets", env{"APP_ENV": "development", "JWT_ALGORITHM": "EdDSA"}, false, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.env.get)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatal("Load succeeded, want error")
+				}
+				for _, name := range tt.wantErr {
+					if !strings.Contains(err.Error(), name) {
+						t.Errorf("error does not name %s:\n%v", name, err)
+					}
+				}
+				if n := len(problems(err)); n != 1 {
+					t.Errorf("error lists %d problems, want 1:\n%v", n, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.JWT.Algorithm != "EdDSA" || c.JWT.Secret != nil {
+				t.Errorf("Algorithm %q, Secret %v; want EdDSA and no HS256 secret", c.JWT.Algorithm, c.JWT.Secret != nil)
+			}
+			if got := c.JWT.Ed25519Key != nil && c.JWT.Ed25519Key.Equal(key); got != tt.wantKey {
+				t.Errorf("key loaded = %v, want %v", got, tt.wantKey)
+			}
+			if c.JWT.KeyID != tt.wantKeyID {
+				t.Errorf("KeyID = %q, want %q", c.JWT.KeyID, tt.wantKeyID)
+			}
+		})
+	}
+}
+
+func TestLoadCustomLogin(t *testing.T) {
+	read := map[string]bool{}
+	getenv := func(name string) string {
+		read[name] = true
+		return production.with("STATIC_USERS_FILE", "", "LOGIN_PROVIDER", "ldap")[name]
+	}
+	c, err := config.Load(getenv, config.CustomLogin())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.LoginProvider != "custom" || c.StaticUsersFile != "" {
+		t.Errorf("LoginProvider %q, StaticUsersFile %q; want custom and none", c.LoginProvider, c.StaticUsersFile)
+	}
+	for _, name := range []string{"LOGIN_PROVIDER", "STATIC_USERS_FILE"} {
+		if read[name] {
+			t.Errorf("Load read %s with CustomLogin", name)
+		}
+	}
+}
+
+// TestVariablesIsWhatLoadReads records the names Load asks for over runs
+// that between them take every branch, and compares them with Variables.
+func TestVariablesIsWhatLoadReads(t *testing.T) {
+	_, pemText := edKeyPEM(t)
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, []byte(pemText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runs := []env{
+		{},
+		{"APP_ENV": "development"},
+		production.with("STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "t", "DYNAMO_DB__REGION", "r"),
+		production.with("STORE", "dynamodb", "JWT_ALGORITHM", "EdDSA", "JWT_ED25519_PRIVATE_KEY", pemText),
+		production.with("JWT_ALGORITHM", "EdDSA", "JWT_ED25519_PRIVATE_KEY_FILE", keyFile),
+		{"APP_ENV": "development", "JWT_ALGORITHM": "EdDSA"},
+	}
+	read := map[string]bool{}
+	for _, e := range runs {
+		_, _ = config.Load(func(name string) string { read[name] = true; return e[name] })
+	}
+	listed := map[string]bool{}
+	for _, name := range config.Variables {
+		if listed[name] {
+			t.Errorf("Variables lists %s twice", name)
+		}
+		listed[name] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(read)) {
+		if !listed[name] {
+			t.Errorf("Load reads %s, which Variables does not list", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(listed)) {
+		if !read[name] {
+			t.Errorf("Variables lists %s, which Load never reads", name)
+		}
+	}
+}
+
+func TestEnsureDevSecretsGeneratesAndPersists(t *testing.T) {
+	for _, alg := range []string{"HS256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data") // EnsureDevSecrets creates it
+			e := env{"APP_ENV": "development", "DATA_DIR": dir, "JWT_ALGORITHM": alg}
+			load := func() config.Config {
+				t.Helper()
+				c, err := config.Load(e.get)
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				used, err := config.EnsureDevSecrets(&c)
+				if err != nil || !used {
+					t.Fatalf("EnsureDevSecrets = %v, %v; want true, nil", used, err)
+				}
+				return c
+			}
+			first := load()
+
+			if len(first.RefreshSecret) < config.MinSecretLen {
+				t.Errorf("RefreshSecret has %d bytes, want at least %d", len(first.RefreshSecret), config.MinSecretLen)
+			}
+			switch alg {
+			case "HS256":
+				if len(first.JWT.Secret) < config.MinSecretLen {
+					t.Errorf("JWT secret has %d bytes, want at least %d", len(first.JWT.Secret), config.MinSecretLen)
+				}
+				if bytes.Equal(first.JWT.Secret, first.RefreshSecret) {
+					t.Error("JWT and refresh secrets are the same")
+				}
+			case "EdDSA":
+				if len(first.JWT.Ed25519Key) != ed25519.PrivateKeySize {
+					t.Fatalf("Ed25519Key has %d bytes", len(first.JWT.Ed25519Key))
+				}
+				if want := token.Thumbprint(first.JWT.Ed25519Key.Public().(ed25519.PublicKey)); first.JWT.KeyID != want {
+					t.Errorf("KeyID = %q, want the thumbprint %q", first.JWT.KeyID, want)
+				}
+			}
+
+			info, err := os.Stat(filepath.Join(dir, config.DevSecretsFile))
+			if err != nil {
+				t.Fatalf("secrets file: %v", err)
+			}
+			if perm := info.Mode().Perm(); perm != 0o600 {
+				t.Errorf("secrets file mode = %v, want 0600", perm)
+			}
+
+			second := load()
+			if !bytes.Equal(second.RefreshSecret, first.RefreshSecret) || !bytes.Equal(second.JWT.Secret, first.JWT.Secret) ||
+				!first.JWT.Ed25519Key.Equal(second.JWT.Ed25519Key) || second.JWT.KeyID != first.JWT.KeyID {
+				t.Error("a second start got different secrets; they must persist")
+			}
+		})
+	}
+}
+
+func TestEnsureDevSecretsLeavesOthersAlone(t *testing.T) {
+	_, pemText := edKeyPEM(t)
+	tests := []struct {
+		name     string
+		env      env
+		wantUsed bool
+		// keep are values the environment gave that must survive unchanged.
+		keepJWT, keepRefresh bool
+	}{
+		{"production", production, false, true, true},
+		{"staging", production.with("APP_ENV", "staging"), false, true, true},
+		{"development with both secrets set", env{"APP_ENV": "development", "JWT_PRIVATE_KEY": jwtSecret, "REFRESH_TOKEN_SECRET": refreshSecret},
+			false, true, true},
+		{"development with the JWT secret set", env{"APP_ENV": "development", "JWT_PRIVATE_KEY": jwtSecret}, true, true, false},
+		{"development with the refresh secret set", env{"APP_ENV": "development", "REFRESH_TOKEN_SECRET": refreshSecret}, true, false, true},
+		{"development with an Ed25519 key set", env{"APP_ENV": "development", "JWT_ALGORITHM": "EdDSA", "JWT_ED25519_PRIVATE_KEY": pemText},
+			true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c, err := config.Load(tt.env.with("DATA_DIR", dir).get)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			before := c
+			used, err := config.EnsureDevSecrets(&c)
+			if err != nil || used != tt.wantUsed {
+				t.Fatalf("EnsureDevSecrets = %v, %v; want %v, nil", used, err, tt.wantUsed)
+			}
+			file, err := os.ReadFile(filepath.Join(dir, config.DevSecretsFile))
+			if !tt.wantUsed && err == nil {
+				t.Error("secrets file written although nothing was needed")
+			}
+			if tt.keepJWT && !bytes.Equal(c.JWT.Secret, before.JWT.Secret) {
+				t.Error("JWT secret from the environment was replaced")
+			}
+			if tt.keepRefresh && !bytes.Equal(c.RefreshSecret, before.RefreshSecret) {
+				t.Error("refresh secret from the environment was replaced")
+			}
+			if before.JWT.Ed25519Key != nil && (!c.JWT.Ed25519Key.Equal(before.JWT.Ed25519Key) || c.JWT.KeyID != before.JWT.KeyID) {
+				t.Error("Ed25519 key from the environment was replaced")
+			}
+			if c.Development() && (len(c.RefreshSecret) == 0 || (c.JWT.Algorithm == "HS256" && len(c.JWT.Secret) == 0)) {
+				t.Error("a development secret is still missing")
+			}
+			for _, s := range []string{jwtSecret, refreshSecret} {
+				if bytes.Contains(file, []byte(s)) {
+					t.Errorf("secrets file holds the environment's secret %q", s)
+				}
+			}
+		})
+	}
+}
+
+func TestEnsureDevSecretsOnlyInDevelopment(t *testing.T) {
+	for _, envName := range []string{config.EnvProduction, config.EnvStaging, ""} {
+		for _, alg := range []string{"HS256", "EdDSA"} {
+			t.Run(envName+"/"+alg, func(t *testing.T) {
+				dir := t.TempDir()
+				c := config.Config{Env: envName, DataDir: dir, JWT: config.JWT{Algorithm: alg}}
+				used, err := config.EnsureDevSecrets(&c)
+				if used || err != nil {
+					t.Fatalf("EnsureDevSecrets = %v, %v; want false, nil", used, err)
+				}
+				if c.JWT.Secret != nil || c.JWT.Ed25519Key != nil || c.RefreshSecret != nil {
+					t.Error("secrets filled in outside development")
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("DATA_DIR holds %d entries, want none", len(entries))
+				}
+			})
+		}
+	}
+}
+
+func TestEnsureDevSecretsReadsExistingFile(t *testing.T) {
+	dir := t.TempDir()
+	saved := map[string]string{"jwt_secret": "saved-jwt-secret-0123456789abcdef-0123", "refresh_secret": "saved-refresh-secret-0123456789abcdef"}
+	b, _ := json.Marshal(saved)
+	path := filepath.Join(dir, config.DevSecretsFile)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(env{"APP_ENV": "development", "DATA_DIR": dir}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.EnsureDevSecrets(&c); err != nil {
+		t.Fatalf("EnsureDevSecrets: %v", err)
+	}
+	if string(c.JWT.Secret) != saved["jwt_secret"] || string(c.RefreshSecret) != saved["refresh_secret"] {
+		t.Errorf("secrets %q, %q; want the saved ones", c.JWT.Secret, c.RefreshSecret)
+	}
+
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = config.Load(env{"APP_ENV": "development", "DATA_DIR": dir}.get)
+	if _, err := config.EnsureDevSecrets(&c); err == nil {
+		t.Error("EnsureDevSecrets accepted a corrupt secrets file")
+	}
+}
