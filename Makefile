@@ -1,4 +1,4 @@
-.PHONY: run test build generate
+.PHONY: run test e2e build generate
 
 # Run the service on the embedded store in development mode.
 run:
@@ -9,6 +9,10 @@ run:
 test:
 	go vet ./...
 	scripts/dynamodb-local.sh run -- go test -race -count=1 ./...
+
+# The service behind Apollo Gateway, Hive Gateway and GraphQL Mesh.
+e2e:
+	e2e/run.sh
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/meshauth ./cmd/meshauth

@@ -1,0 +1,63 @@
+// Apollo Gateway (managed-federation-free): composes meshauth's subgraph SDL
+// locally and forwards the client's Authorization header to the subgraph.
+//
+//   MESHAUTH_URL=http://127.0.0.1:4000/graphql PORT=4100 node apollo.mjs
+import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { composeServices } from '@apollo/composition';
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { parse } from 'graphql';
+
+const subgraphUrl = process.env.MESHAUTH_URL ?? 'http://127.0.0.1:4000/graphql';
+const port = Number(process.env.PORT ?? 4100);
+
+// The subgraph SDL: { _service { sdl } } answers even with introspection off.
+async function fetchSubgraphSdl(url) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ _service { sdl } }' }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = await res.json();
+  if (!res.ok || body.errors || !body.data?._service?.sdl) {
+    throw new Error(`fetching the subgraph SDL from ${url} failed: HTTP ${res.status} ${JSON.stringify(body.errors ?? body)}`);
+  }
+  return body.data._service.sdl;
+}
+
+const sdl = await fetchSubgraphSdl(subgraphUrl);
+const composed = composeServices([{ name: 'meshauth', typeDefs: parse(sdl), url: subgraphUrl }]);
+if (composed.errors?.length) {
+  for (const e of composed.errors) console.error('composition error:', e.message);
+  process.exit(1);
+}
+
+const gateway = new ApolloGateway({
+  supergraphSdl: composed.supergraphSdl,
+  buildService: ({ url }) =>
+    new RemoteGraphQLDataSource({
+      url,
+      willSendRequest({ request, context }) {
+        if (context.authorization) request.http.headers.set('authorization', context.authorization);
+      },
+    }),
+});
+
+const server = new ApolloServer({
+  gateway,
+  includeStacktraceInErrorResponses: false,
+  stopOnTerminationSignals: false, // handled below, so that SIGTERM exits 0
+});
+const { url } = await startStandaloneServer(server, {
+  listen: { host: '127.0.0.1', port },
+  context: async ({ req }) => ({ authorization: req.headers.authorization }),
+});
+console.log(`apollo gateway ready at ${url}`);
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, async () => {
+    await server.stop().catch((err) => console.error('stop:', err));
+    process.exit(0);
+  });
+}

@@ -1,0 +1,59 @@
+// Hive Gateway (runtime as a library): composes meshauth's subgraph SDL with
+// @theguild/federation-composition and forwards the client's Authorization
+// header to the subgraph.
+//
+//   MESHAUTH_URL=http://127.0.0.1:4000/graphql PORT=4200 node hive.mjs
+import { createServer } from 'node:http';
+import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
+import { composeServices, compositionHasErrors } from '@theguild/federation-composition';
+import { parse } from 'graphql';
+
+const subgraphUrl = process.env.MESHAUTH_URL ?? 'http://127.0.0.1:4000/graphql';
+const port = Number(process.env.PORT ?? 4200);
+
+// The subgraph SDL: { _service { sdl } } answers even with introspection off.
+async function fetchSubgraphSdl(url) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ _service { sdl } }' }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = await res.json();
+  if (!res.ok || body.errors || !body.data?._service?.sdl) {
+    throw new Error(`fetching the subgraph SDL from ${url} failed: HTTP ${res.status} ${JSON.stringify(body.errors ?? body)}`);
+  }
+  return body.data._service.sdl;
+}
+
+const sdl = await fetchSubgraphSdl(subgraphUrl);
+const composed = composeServices([{ name: 'meshauth', typeDefs: parse(sdl), url: subgraphUrl }]);
+if (compositionHasErrors(composed)) {
+  for (const e of composed.errors) console.error('composition error:', e.message);
+  process.exit(1);
+}
+
+const gateway = createGatewayRuntime({
+  supergraph: composed.supergraphSdl,
+  logging: process.env.LOG_LEVEL ?? 'warn',
+  propagateHeaders: {
+    fromClientToSubgraphs({ request }) {
+      const authorization = request.headers.get('authorization');
+      return authorization ? { authorization } : {};
+    },
+  },
+});
+
+const server = createServer(gateway);
+server.listen(port, '127.0.0.1', () => {
+  console.log(`hive gateway ready at http://127.0.0.1:${port}${gateway.graphqlEndpoint}`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, async () => {
+    server.close();
+    server.closeAllConnections?.();
+    await Promise.resolve(gateway.dispose?.()).catch((err) => console.error('dispose:', err));
+    process.exit(0);
+  });
+}
