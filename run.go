@@ -16,6 +16,8 @@ import (
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/config"
 	"github.com/meshauth/meshauth/internal/login"
+	"github.com/meshauth/meshauth/internal/login/bigcommerce"
+	"github.com/meshauth/meshauth/internal/login/httplogin"
 	"github.com/meshauth/meshauth/internal/login/static"
 	"github.com/meshauth/meshauth/internal/server"
 	"github.com/meshauth/meshauth/internal/store"
@@ -194,19 +196,28 @@ func Migrate(ctx context.Context, getenv func(string) string) error {
 
 func loginProvider(cfg config.Config) (login.Service, error) {
 	switch cfg.LoginProvider {
-	case "static":
-		if cfg.StaticUsersFile != "" {
-			return static.Load(cfg.StaticUsersFile)
-		}
-		hash, err := static.HashPassword(demoPassword)
-		if err != nil {
-			return nil, err
-		}
-		// Printed, not logged: these are the README's public demo credentials.
-		fmt.Fprintf(os.Stderr, "development: no STATIC_USERS_FILE, so one demo user exists: %s / %s\n", demoEmail, demoPassword)
-		return static.New([]static.User{{Email: demoEmail, CustomerID: demoCustomerID, PasswordHash: hash}})
+	case "http":
+		return httplogin.New(httplogin.Options{
+			URL: cfg.HTTPLogin.URL, HeaderName: cfg.HTTPLogin.HeaderName, HeaderValue: cfg.HTTPLogin.HeaderValue,
+			Timeout: cfg.LoginTimeout,
+		})
+	case "bigcommerce":
+		b := cfg.BigCommerce
+		return bigcommerce.New(bigcommerce.Options{
+			StoreHash: b.StoreHash, XAuthToken: b.XAuthToken, ChannelID: b.ChannelID,
+			GraphQLURL: b.GraphQLURL, APIBase: b.APIBase, Timeout: cfg.LoginTimeout,
+		})
 	}
-	return nil, fmt.Errorf("LOGIN_PROVIDER=%s is not available in this build", cfg.LoginProvider)
+	if cfg.StaticUsersFile != "" {
+		return static.Load(cfg.StaticUsersFile)
+	}
+	hash, err := static.HashPassword(demoPassword)
+	if err != nil {
+		return nil, err
+	}
+	// Printed, not logged: these are the README's public demo credentials.
+	fmt.Fprintf(os.Stderr, "development: no STATIC_USERS_FILE, so one demo user exists: %s / %s\n", demoEmail, demoPassword)
+	return static.New([]static.User{{Email: demoEmail, CustomerID: demoCustomerID, PasswordHash: hash}})
 }
 
 func newSigner(j config.JWT) (*token.Signer, error) {

@@ -33,8 +33,12 @@ type Config struct {
 	Store  string // embedded | dynamodb
 	Dynamo Dynamo
 
-	LoginProvider   string // static, or custom when the program supplies its own
+	LoginProvider   string // static | http | bigcommerce, or custom when the program supplies its own
 	StaticUsersFile string
+	HTTPLogin       HTTPLogin
+	BigCommerce     BigCommerce
+	// LoginTimeout bounds each request to the http and bigcommerce providers' upstream.
+	LoginTimeout time.Duration
 
 	JWT JWT
 	// RefreshSecret keys the refresh tokens' tags, derivation and stored hashes.
@@ -54,6 +58,22 @@ type Dynamo struct {
 	Region      string
 	Endpoint    string
 	CreateTable bool
+}
+
+// HTTPLogin configures LOGIN_PROVIDER=http.
+type HTTPLogin struct {
+	URL         string
+	HeaderName  string
+	HeaderValue string // a secret
+}
+
+// BigCommerce configures LOGIN_PROVIDER=bigcommerce.
+type BigCommerce struct {
+	StoreHash  string
+	XAuthToken string // a secret
+	ChannelID  int
+	GraphQLURL string
+	APIBase    string
 }
 
 // JWT configures access tokens.
@@ -78,7 +98,9 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 var Variables = []string{
 	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION",
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE",
-	"LOGIN_PROVIDER", "STATIC_USERS_FILE",
+	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
+	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
+	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL",
 	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE",
 	"REFRESH_TOKEN_SECRET",
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
@@ -199,11 +221,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	if lo.customLogin {
 		c.LoginProvider = "custom"
 	} else {
-		c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static")
-		c.StaticUsersFile = r.str("STATIC_USERS_FILE", "")
-		if c.LoginProvider == "static" && c.StaticUsersFile == "" && !dev {
-			r.fail("STATIC_USERS_FILE is required with LOGIN_PROVIDER=static outside development")
-		}
+		readLogin(r, &c, dev)
 	}
 
 	readJWT(r, &c, dev)
@@ -227,6 +245,42 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
 	}
 	return c, nil
+}
+
+func readLogin(r *reader, c *Config, dev bool) {
+	c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static", "http", "bigcommerce")
+	c.LoginTimeout = time.Duration(r.integer("LOGIN_TIMEOUT_IN_SECONDS", 10, 1, 120)) * time.Second
+	required := func(name string) string {
+		v := r.str(name, "")
+		if v == "" {
+			r.fail("%s is required with LOGIN_PROVIDER=%s", name, c.LoginProvider)
+		}
+		return v
+	}
+	switch c.LoginProvider {
+	case "static":
+		c.StaticUsersFile = r.str("STATIC_USERS_FILE", "")
+		if c.StaticUsersFile == "" && !dev {
+			r.fail("STATIC_USERS_FILE is required with LOGIN_PROVIDER=static outside development")
+		}
+	case "http":
+		c.HTTPLogin = HTTPLogin{
+			URL:         required("LOGIN_HTTP_URL"),
+			HeaderName:  r.str("LOGIN_HTTP_SECRET_HEADER", ""),
+			HeaderValue: strings.TrimSpace(r.getenv("LOGIN_HTTP_SECRET")),
+		}
+		if (c.HTTPLogin.HeaderName == "") != (c.HTTPLogin.HeaderValue == "") {
+			r.fail("LOGIN_HTTP_SECRET_HEADER and LOGIN_HTTP_SECRET go together: set both or neither")
+		}
+	case "bigcommerce":
+		c.BigCommerce = BigCommerce{
+			StoreHash:  required("STORE_HASH"),
+			XAuthToken: required("X_AUTH_TOKEN"),
+			ChannelID:  r.integer("BC_CHANNEL_ID", 1, 1, 1<<31-1),
+			GraphQLURL: required("BC_GRAPHQL_API"),
+			APIBase:    r.str("BC_API_URL", "https://api.bigcommerce.com"),
+		}
+	}
 }
 
 func readJWT(r *reader, c *Config, dev bool) {

@@ -74,7 +74,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	}
 	want := config.Config{
 		Env: "development", Port: 4000, DataDir: "./data",
-		Store: "embedded", LoginProvider: "static",
+		Store: "embedded", LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		JWT: config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
@@ -123,7 +123,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		Env: "staging", Port: 8080, DataDir: "/var/lib/meshauth",
 		Store:         "dynamodb",
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
-		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json",
+		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
 		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{
@@ -437,6 +437,8 @@ func TestVariablesIsWhatLoadReads(t *testing.T) {
 		production.with("STORE", "dynamodb", "JWT_ALGORITHM", "EdDSA", "JWT_ED25519_PRIVATE_KEY", pemText),
 		production.with("JWT_ALGORITHM", "EdDSA", "JWT_ED25519_PRIVATE_KEY_FILE", keyFile),
 		{"APP_ENV": "development", "JWT_ALGORITHM": "EdDSA"},
+		{"APP_ENV": "development", "LOGIN_PROVIDER": "http"},
+		{"APP_ENV": "development", "LOGIN_PROVIDER": "bigcommerce"},
 	}
 	read := map[string]bool{}
 	for _, e := range runs {
