@@ -12,6 +12,8 @@
 package meshauth
 
 import (
+	"io"
+
 	"github.com/meshauth/meshauth/internal/login"
 )
 
@@ -39,4 +41,6 @@ type Options struct {
 	Getenv func(string) string
 	// Version is logged at startup.
 	Version string
+	// LogWriter receives the logs; os.Stderr when nil.
+	LogWriter io.Writer
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/store/dynamo"
 	"github.com/meshauth/meshauth/internal/store/embedded"
+	"github.com/meshauth/meshauth/internal/telemetry"
 	"github.com/meshauth/meshauth/internal/token"
 )
 
@@ -58,7 +60,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	metrics := telemetry.New()
+	log := newLogger(cfg, o.LogWriter, metrics)
 	if used, err := config.EnsureDevSecrets(&cfg); err != nil {
 		return err
 	} else if used {
@@ -68,11 +71,12 @@ func Run(ctx context.Context, o Options) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := openStore(ctx, cfg, log)
+	backend, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer backend.Close()
+	st := metrics.Store(backend)
 
 	provider := o.Login
 	if provider == nil {
@@ -80,6 +84,7 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
+	provider = metrics.Login(provider)
 	signer, err := newSigner(cfg.JWT)
 	if err != nil {
 		return err
@@ -97,6 +102,7 @@ func Run(ctx context.Context, o Options) error {
 		Signer:    signer,
 		Codec:     codec,
 		Log:       log,
+		AuditKey:  token.DeriveKey(cfg.RefreshSecret, "audit email"),
 	})
 	h := server.Handler(server.Options{
 		Auth:          svc,
@@ -104,6 +110,8 @@ func Run(ctx context.Context, o Options) error {
 		Playground:    cfg.Development(),
 		Introspection: cfg.Introspection,
 		Ready:         st.Ping,
+		Metrics:       metrics,
+		MetricsRoute:  cfg.MetricsAddr == "",
 	})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
@@ -113,8 +121,20 @@ func Run(ctx context.Context, o Options) error {
 	srv := server.New(ln.Addr().String(), h, log)
 	log.Info("meshauth listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", cfg.Store,
 		"login_provider", cfg.LoginProvider, "jwt_algorithm", signer.Algorithm(), "version", o.Version)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		msrv := server.New(mln.Addr().String(), mux, log)
+		defer msrv.Close()
+		go func() { errc <- msrv.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -129,12 +149,16 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-func newLogger(cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(metrics.LogHandler(h))
 }
 
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {

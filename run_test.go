@@ -33,10 +33,16 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 // returns Run's result.
 func startRun(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
+	return startRunLogging(t, env, nil)
+}
+
+// startRunLogging is startRun with the logs going to w.
+func startRunLogging(t *testing.T, env map[string]string, w io.Writer) (string, func() error) {
+	t.Helper()
 	port := freePort(t)
 	env["PORT"] = strconv.Itoa(port)
 	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), Options{Getenv: envOf(env)}) }()
+	go func() { done <- Run(context.Background(), Options{Getenv: envOf(env), LogWriter: w}) }()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {

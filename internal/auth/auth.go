@@ -5,6 +5,7 @@ package auth
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,9 @@ type Options struct {
 	Now func() time.Time
 	// Log receives audit events and the causes of internal errors.
 	Log *slog.Logger
+	// AuditKey keys the email hashes in audit events, so that the events of
+	// one address can be correlated without the log holding the address.
+	AuditKey []byte
 }
 
 // Service runs the session flows. It is safe for concurrent use.
@@ -114,12 +118,14 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 	if password == "" || len(password) > maxPasswordLen {
 		return Tokens{}, badInput("password must be 1 to 1024 bytes.")
 	}
+	emailHash := s.emailHash(email)
 	id, err := s.Provider.Login(ctx, email, password)
 	if errors.Is(err, login.ErrInvalidCredentials) {
-		s.audit(ctx, "login.failed", slog.String("reason", "invalid_credentials"))
+		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "invalid_credentials"))
 		return Tokens{}, fail(CodeInvalidCredentials, nil)
 	}
 	if err != nil {
+		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "upstream_unavailable"))
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
 	}
 	if err := validCustomerID(id.CustomerID); err != nil {
@@ -161,7 +167,8 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 	if err := s.Sessions.Create(ctx, sess); err != nil {
 		return Tokens{}, s.storeFailure("create session", err)
 	}
-	s.audit(ctx, "login.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sid), slog.Bool("remember_me", remember))
+	s.audit(ctx, "login.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sid),
+		slog.String("email_hash", emailHash), slog.Bool("remember_me", remember))
 	return s.tokens(sess, rt, now)
 }
 
@@ -309,6 +316,13 @@ func (s *Service) storeFailure(op string, err error) *Error {
 
 func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+}
+
+// emailHash is the first 128 bits of HMAC-SHA256(AuditKey, normalized email), in hex.
+func (s *Service) emailHash(email string) string {
+	m := hmac.New(sha256.New, s.AuditKey)
+	m.Write([]byte(login.NormalizeEmail(email)))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 func validEmail(email string) error {

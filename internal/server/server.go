@@ -3,6 +3,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/meshauth/meshauth/graph"
 	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/telemetry"
 )
 
 // MaxBodyBytes bounds a GraphQL request body.
@@ -33,6 +36,10 @@ type Options struct {
 	Introspection bool
 	// Ready reports whether the service can serve (the store is reachable).
 	Ready func(ctx context.Context) error
+	// Metrics, when set, counts GraphQL operations; with MetricsRoute it is
+	// also served at /metrics.
+	Metrics      *telemetry.Metrics
+	MetricsRoute bool
 }
 
 // GraphQL returns the GraphQL handler over the real schema.
@@ -48,6 +55,9 @@ func GraphQL(o Options) http.Handler {
 		srv.Use(graph.FederationSDL{})
 	}
 	srv.AroundFields(graph.PublicSchema(o.Auth.DevTools))
+	if o.Metrics != nil {
+		srv.AroundFields(o.Metrics.Operations())
+	}
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(graph.Recover(o.Log))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -82,10 +92,42 @@ func Handler(o Options) http.Handler {
 			_, _ = w.Write([]byte(`{"status":"ok"}`))
 		})
 	}
+	if o.Metrics != nil && o.MetricsRoute {
+		mux.Handle("GET /metrics", o.Metrics.Handler())
+	}
 	if o.Playground {
 		mux.Handle("GET /{$}", playground.Handler("meshauth", "/graphql"))
 	}
-	return mux
+	return withRequestID(mux)
+}
+
+// withRequestID gives every request an id: the caller's X-Request-Id when it
+// is a short printable token, otherwise a random one. The id is echoed in the
+// response header and carried in the context, so every log line of the
+// request names it.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(telemetry.WithRequestID(r.Context(), id)))
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // withClient records the caller's user agent and address for the session,

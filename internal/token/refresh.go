@@ -74,14 +74,19 @@ func NewCodec(secret []byte) (*Codec, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("refresh token secret must be at least 32 bytes")
 	}
-	derive := func(purpose string) []byte {
-		k := make([]byte, 32)
-		if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte("meshauth refresh "+purpose)), k); err != nil {
-			panic(err) // HKDF-SHA256 yields up to 8160 bytes; 32 cannot fail.
-		}
-		return k
-	}
+	derive := func(purpose string) []byte { return DeriveKey(secret, "refresh "+purpose) }
 	return &Codec{tagKey: derive("tag"), nextKey: derive("next"), hashKey: derive("hash")}, nil
+}
+
+// DeriveKey derives a 32-byte key for one purpose from a server secret with
+// HKDF-SHA256 (RFC 5869), so that one secret can key several uses without
+// one use's output helping against another's.
+func DeriveKey(secret []byte, purpose string) []byte {
+	k := make([]byte, 32)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte("meshauth "+purpose)), k); err != nil {
+		panic(err) // HKDF-SHA256 yields up to 8160 bytes; 32 cannot fail.
+	}
+	return k
 }
 
 // NewSessionID returns a random 128-bit session id in URL-safe base64.
