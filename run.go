@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshauth/meshauth/graph"
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/config"
 	"github.com/meshauth/meshauth/internal/login"
@@ -24,6 +25,7 @@ import (
 	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/store/dynamo"
 	"github.com/meshauth/meshauth/internal/store/embedded"
+	"github.com/meshauth/meshauth/internal/store/memory"
 	"github.com/meshauth/meshauth/internal/telemetry"
 	"github.com/meshauth/meshauth/internal/token"
 )
@@ -77,6 +79,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer backend.Close()
 	st := metrics.Store(backend)
+	// Login limits are counted where every instance can see them: in
+	// DynamoDB beside the sessions, or in this process for the embedded store.
+	var counters store.Counters = &memory.Counters{}
+	if c, ok := backend.(store.Counters); ok {
+		counters = c
+	}
 
 	provider := o.Login
 	if provider == nil {
@@ -103,6 +111,8 @@ func Run(ctx context.Context, o Options) error {
 		Codec:     codec,
 		Log:       log,
 		AuditKey:  token.DeriveKey(cfg.RefreshSecret, "audit email"),
+		Counters:  counters,
+		Limits:    cfg.LoginLimits,
 	})
 	h := server.Handler(server.Options{
 		Auth:          svc,
@@ -112,13 +122,24 @@ func Run(ctx context.Context, o Options) error {
 		Ready:         st.Ping,
 		Metrics:       metrics,
 		MetricsRoute:  cfg.MetricsAddr == "",
+		MaxBodyBytes:  cfg.HTTP.MaxBodyBytes,
+		Limits: graph.Limits{
+			MaxDepth: cfg.HTTP.MaxDepth, MaxAliases: cfg.HTTP.MaxAliases, MaxTokenFields: cfg.HTTP.MaxTokenFields,
+		},
+		MaxComplexity:  cfg.HTTP.MaxComplexity,
+		CORSOrigins:    cfg.HTTP.CORSOrigins,
+		TrustedProxies: cfg.HTTP.TrustedProxies,
 	})
+	timeouts := server.Timeouts{
+		ReadHeader: cfg.HTTP.ReadHeaderTimeout, Read: cfg.HTTP.ReadTimeout,
+		Write: cfg.HTTP.WriteTimeout, Idle: cfg.HTTP.IdleTimeout,
+	}
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return err
 	}
-	srv := server.New(ln.Addr().String(), h, log)
+	srv := server.New(ln.Addr().String(), h, log, timeouts)
 	log.Info("meshauth listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", cfg.Store,
 		"login_provider", cfg.LoginProvider, "jwt_algorithm", signer.Algorithm(), "version", o.Version)
 	errc := make(chan error, 2)
@@ -130,7 +151,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler())
-		msrv := server.New(mln.Addr().String(), mux, log)
+		msrv := server.New(mln.Addr().String(), mux, log, timeouts)
 		defer msrv.Close()
 		go func() { errc <- msrv.Serve(mln) }()
 		log.Info("metrics listening", "addr", mln.Addr().String())

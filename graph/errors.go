@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -47,6 +48,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if cat := auth.Codes[e.Code].Category; cat != "" {
 			out.Extensions["category"] = cat
+		}
+		if e.RetryAfter > 0 {
+			out.Extensions["retry_after"] = int64(math.Ceil(e.RetryAfter.Seconds()))
 		}
 		return out
 	}

@@ -62,8 +62,12 @@ type Options struct {
 	// Log receives audit events and the causes of internal errors.
 	Log *slog.Logger
 	// AuditKey keys the email hashes in audit events, so that the events of
-	// one address can be correlated without the log holding the address.
+	// one address can be correlated without the log holding the address,
+	// and the hashes that name login-limit counters.
 	AuditKey []byte
+	// Counters count login attempts for Limits; nil turns the limits off.
+	Counters store.Counters
+	Limits   Limits
 }
 
 // Service runs the session flows. It is safe for concurrent use.
@@ -119,11 +123,17 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 		return Tokens{}, badInput("password must be 1 to 1024 bytes.")
 	}
 	emailHash := s.emailHash(email)
+	now := s.Now()
+	limits := s.limitKeys(email, clientFrom(ctx).IP, now)
+	if err := s.acquireAttempt(ctx, limits, now, emailHash); err != nil {
+		return Tokens{}, err
+	}
 	id, err := s.Provider.Login(ctx, email, password)
 	if errors.Is(err, login.ErrInvalidCredentials) {
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "invalid_credentials"))
 		return Tokens{}, fail(CodeInvalidCredentials, nil)
 	}
+	s.releaseAttempt(ctx, limits)
 	if err != nil {
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "upstream_unavailable"))
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
@@ -138,7 +148,6 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 		}
 	}
 
-	now := s.Now()
 	ttl := s.Rules.IdleTTL
 	if remember {
 		ttl = s.Rules.RememberTTL

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"time"
 )
 
 // Code is a stable, documented error code that clients switch on. Codes are
@@ -48,6 +49,8 @@ type Error struct {
 	Code   Code
 	Detail string
 	Cause  error
+	// RetryAfter, with RATE_LIMITED, is how long until the client may try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

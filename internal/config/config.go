@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -54,6 +55,23 @@ type Config struct {
 	// MetricsAddr is where /metrics is served: "" on the service's own port,
 	// "off" nowhere, otherwise a listen address of its own (":9090").
 	MetricsAddr string
+
+	// LoginLimits bound failed logins per account and per client address.
+	LoginLimits auth.Limits
+	HTTP        HTTP
+}
+
+// HTTP holds the request limits and timeouts.
+type HTTP struct {
+	MaxBodyBytes   int64
+	MaxDepth       int
+	MaxAliases     int
+	MaxComplexity  int
+	MaxTokenFields int
+	CORSOrigins    []string
+	TrustedProxies []netip.Prefix
+
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
 // Dynamo configures the DynamoDB store.
@@ -109,6 +127,10 @@ var Variables = []string{
 	"REFRESH_TOKEN_SECRET",
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
 	"SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS",
+	"LOGIN_LIMIT_ACCOUNT", "LOGIN_LIMIT_IP", "MAX_TOKEN_FIELDS_PER_REQUEST",
+	"MAX_BODY_BYTES", "GRAPHQL_MAX_DEPTH", "GRAPHQL_MAX_ALIASES", "GRAPHQL_MAX_COMPLEXITY",
+	"CORS_ALLOWED_ORIGINS", "TRUSTED_PROXIES",
+	"HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", "HTTP_READ_TIMEOUT_IN_SECONDS", "HTTP_WRITE_TIMEOUT_IN_SECONDS", "HTTP_IDLE_TIMEOUT_IN_SECONDS",
 }
 
 // MinSecretLen is the shortest HS256 or refresh-token secret accepted
@@ -176,6 +198,56 @@ type loadOptions struct{ customLogin bool }
 // CustomLogin tells Load that the program supplies its own login service:
 // LOGIN_PROVIDER and the providers' variables are not read.
 func CustomLogin() Option { return func(o *loadOptions) { o.customLogin = true } }
+
+// list reads a comma-separated list, dropping empty entries.
+func (r *reader) list(name string) []string {
+	var out []string
+	for _, v := range strings.Split(r.str(name, ""), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// prefixes reads a list of IP addresses and CIDR prefixes.
+func (r *reader) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range r.list(name) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				r.fail("%s must list IP addresses or CIDR prefixes (such as 10.0.0.0/8)", name)
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// windows reads login-limit windows, "MAX/DURATION" separated by commas
+// ("5/1m,20/1h"); "off" means none.
+func (r *reader) windows(name, def string) []auth.Window {
+	v := r.str(name, def)
+	if v == "off" {
+		return nil
+	}
+	var out []auth.Window
+	for _, w := range strings.Split(v, ",") {
+		n, d, ok := strings.Cut(strings.TrimSpace(w), "/")
+		max, err1 := strconv.ParseInt(n, 10, 64)
+		length, err2 := time.ParseDuration(d)
+		if !ok || err1 != nil || err2 != nil || max < 1 || length < time.Second {
+			r.fail("%s must be off or windows like 5/1m,20/1h (at least 1 per at least 1s)", name)
+			return nil
+		}
+		out = append(out, auth.Window{Max: max, Length: length})
+	}
+	return out
+}
 
 // Load reads the configuration through getenv (os.Getenv in main) and
 // validates it. The error lists every problem found.
@@ -249,6 +321,27 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	}
 	if c.Rules.MaxLifetime > 0 && c.Rules.MaxLifetime < c.Rules.IdleTTL {
 		r.fail("SESSION_MAX_LIFETIME_IN_MINUTES must be 0 (no cap) or at least NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES")
+	}
+
+	c.LoginLimits = auth.Limits{
+		Account: r.windows("LOGIN_LIMIT_ACCOUNT", "5/1m,20/1h"),
+		IP:      r.windows("LOGIN_LIMIT_IP", "20/1m,200/1h"),
+	}
+	seconds := func(name string, def int) time.Duration {
+		return time.Duration(r.integer(name, def, 1, 3600)) * time.Second
+	}
+	c.HTTP = HTTP{
+		MaxBodyBytes:      int64(r.integer("MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20)),
+		MaxDepth:          r.integer("GRAPHQL_MAX_DEPTH", 12, 0, 1000),
+		MaxAliases:        r.integer("GRAPHQL_MAX_ALIASES", 15, 0, 1000),
+		MaxComplexity:     r.integer("GRAPHQL_MAX_COMPLEXITY", 200, 0, 100000),
+		MaxTokenFields:    r.integer("MAX_TOKEN_FIELDS_PER_REQUEST", 1, 0, 100),
+		CORSOrigins:       r.list("CORS_ALLOWED_ORIGINS"),
+		TrustedProxies:    r.prefixes("TRUSTED_PROXIES"),
+		ReadHeaderTimeout: seconds("HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", 5),
+		ReadTimeout:       seconds("HTTP_READ_TIMEOUT_IN_SECONDS", 10),
+		WriteTimeout:      seconds("HTTP_WRITE_TIMEOUT_IN_SECONDS", 15),
+		IdleTimeout:       seconds("HTTP_IDLE_TIMEOUT_IN_SECONDS", 60),
 	}
 
 	if len(r.errs) > 0 {

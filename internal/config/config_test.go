@@ -67,6 +67,17 @@ func problems(err error) []string {
 	return lines[1:]
 }
 
+var (
+	defaultLoginLimits = auth.Limits{
+		Account: []auth.Window{{Max: 5, Length: time.Minute}, {Max: 20, Length: time.Hour}},
+		IP:      []auth.Window{{Max: 20, Length: time.Minute}, {Max: 200, Length: time.Hour}},
+	}
+	defaultHTTP = config.HTTP{
+		MaxBodyBytes: 64 << 10, MaxDepth: 12, MaxAliases: 15, MaxComplexity: 200, MaxTokenFields: 1,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute,
+	}
+)
+
 func TestLoadDevelopmentDefaults(t *testing.T) {
 	got, err := config.Load(env{"APP_ENV": "development"}.get)
 	if err != nil {
@@ -75,6 +86,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	want := config.Config{
 		Env: "development", Port: 4000, DataDir: "./data",
 		Store: "embedded", LoginProvider: "static", LoginTimeout: 10 * time.Second,
+		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP,
 		JWT: config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
@@ -124,6 +136,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		Store:         "dynamodb",
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
+		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP,
 		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{

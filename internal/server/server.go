@@ -6,8 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -23,8 +24,8 @@ import (
 	"github.com/meshauth/meshauth/internal/telemetry"
 )
 
-// MaxBodyBytes bounds a GraphQL request body.
-const MaxBodyBytes = 64 << 10
+// DefaultMaxBodyBytes bounds a GraphQL request body unless Options say otherwise.
+const DefaultMaxBodyBytes = 64 << 10
 
 // Options configure the HTTP handler.
 type Options struct {
@@ -40,6 +41,17 @@ type Options struct {
 	// also served at /metrics.
 	Metrics      *telemetry.Metrics
 	MetricsRoute bool
+
+	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	// Limits bound the shape of operations.
+	Limits graph.Limits
+	// MaxComplexity bounds an operation's complexity (1 per field); 0 is no bound.
+	MaxComplexity int
+	// CORSOrigins are the origins browsers may call from; none when empty.
+	CORSOrigins []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // GraphQL returns the GraphQL handler over the real schema.
@@ -58,6 +70,10 @@ func GraphQL(o Options) http.Handler {
 	if o.Metrics != nil {
 		srv.AroundFields(o.Metrics.Operations())
 	}
+	srv.Use(o.Limits)
+	if o.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
+	}
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(graph.Recover(o.Log))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -67,7 +83,11 @@ func GraphQL(o Options) http.Handler {
 // Handler returns every route of the service.
 func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", withClient(http.MaxBytesHandler(GraphQL(o), MaxBodyBytes)))
+	maxBody := o.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	mux.Handle("/graphql", cors(o.CORSOrigins, withClient(o.TrustedProxies, http.MaxBytesHandler(GraphQL(o), maxBody))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -132,26 +152,100 @@ func validRequestID(id string) bool {
 
 // withClient records the caller's user agent and address for the session,
 // and the Authorization header for the operations that need an access token.
-func withClient(next http.Handler) http.Handler {
+// The address is the connection's peer, unless that peer is a trusted proxy:
+// then it is the right-most address in X-Forwarded-For that is not a trusted
+// proxy itself, since only what trusted hops appended can be believed.
+func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: r.UserAgent(), IP: ip})
+		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: r.UserAgent(), IP: clientIP(r, trusted)})
 		next.ServeHTTP(w, r.WithContext(auth.WithAuthorization(ctx, r.Header.Get("Authorization"))))
 	})
 }
 
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	addr := peer.Addr().Unmap()
+	if !isTrusted(addr) {
+		return addr.String()
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: believe nothing before it
+		}
+		addr = a.Unmap()
+		if !isTrusted(addr) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+// cors answers browsers calling from an allowed origin (exact match) and
+// their preflight requests. Other origins get no CORS headers, so browsers
+// withhold the response from them.
+func cors(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		allowed[o] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if !allowed[origin] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Timeouts bound the phases of a request.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts are the HTTP server's timeouts unless configured.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 15 * time.Second, Idle: 60 * time.Second}
+
 // New returns an http.Server with timeouts on every phase of a request.
-func New(addr string, h http.Handler, log *slog.Logger) *http.Server {
+func New(addr string, h http.Handler, log *slog.Logger, t Timeouts) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -273,7 +273,7 @@ func TestErrors(t *testing.T) {
 // echoes the body (gqlgen's own message would quote it, password included).
 func TestTransportErrors(t *testing.T) {
 	e := start(t, options{})
-	huge := `{"query":"mutation { generateCustomerToken(email: \"a@b.c\", password: \"` + password + strings.Repeat("x", server.MaxBodyBytes) + `\") { token } }"}`
+	huge := `{"query":"mutation { generateCustomerToken(email: \"a@b.c\", password: \"` + password + strings.Repeat("x", server.DefaultMaxBodyBytes) + `\") { token } }"}`
 	tests := []struct {
 		name, contentType, body string
 		wantStatus              int

@@ -100,3 +100,25 @@ type Store interface {
 	// Close releases the backend.
 	Close() error
 }
+
+// Limit is a counter that may reach Max: one window of a rate limit.
+type Limit struct {
+	Key string
+	Max int64
+	// ExpiresAt ends the counter; the backend may delete it afterwards.
+	ExpiresAt time.Time
+}
+
+// Counters count attempts, such as logins, against limits, in windows that
+// end by themselves. Every instance of the service sharing a backend shares
+// its counters.
+type Counters interface {
+	// Acquire MUST be atomic across all its limits: when every counter is
+	// below its Max, it adds one to each (creating counters at zero) and
+	// returns no indices; otherwise it changes nothing and returns the
+	// indices of the limits whose counters are at their Max. So of N
+	// concurrent acquisitions exactly as many succeed as there is room for.
+	Acquire(ctx context.Context, limits []Limit) (full []int, err error)
+	// Release takes one back from each counter, as far as it still exists.
+	Release(ctx context.Context, limits []Limit) error
+}

@@ -341,3 +341,9 @@ func TestCapacityPerOperation(t *testing.T) {
 		}
 	}
 }
+
+func TestCountersConformance(t *testing.T) {
+	endpoint(t)
+	s := newLocalStore(t)
+	storetest.RunCounters(t, func(*testing.T) store.Counters { return s })
+}
