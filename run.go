@@ -127,8 +127,10 @@ func Run(ctx context.Context, o Options) error {
 			MaxDepth: cfg.HTTP.MaxDepth, MaxAliases: cfg.HTTP.MaxAliases, MaxTokenFields: cfg.HTTP.MaxTokenFields,
 		},
 		MaxComplexity:  cfg.HTTP.MaxComplexity,
+		MaxTokens:      cfg.HTTP.MaxTokens,
 		CORSOrigins:    cfg.HTTP.CORSOrigins,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
+		Cookie:         graph.RefreshCookie(cfg.Cookie),
 	})
 	timeouts := server.Timeouts{
 		ReadHeader: cfg.HTTP.ReadHeaderTimeout, Read: cfg.HTTP.ReadTimeout,

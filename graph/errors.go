@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -24,7 +26,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		var gqlErr *gqlerror.Error
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 			if _, ok := gqlErr.Extensions["code"]; ok {
-				return gqlErr // gqlgen's own parse and validation errors
+				// gqlgen's own parse and validation errors: they keep their
+				// code, but the values they quote are redacted, since a
+				// value may be a password written into a malformed query.
+				out := *gqlErr
+				out.Message = redactValues(gqlErr.Message)
+				return &out
 			}
 			// A transport error: gqlgen's message may quote the request body,
 			// and with it a password, so it is replaced.
@@ -63,4 +70,42 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 		log.LogAttrs(ctx, slog.LevelError, "panic in resolver", slog.String("panic", fmt.Sprint(p)))
 		return &auth.Error{Code: auth.CodeInternal}
 	}
+}
+
+// schemaNames are the names a parse or validation error may quote as they
+// are: the schema's types, fields, arguments and enum values.
+var schemaNames = sync.OnceValue(func() map[string]bool {
+	names := map[string]bool{}
+	for name, def := range parsedSchema.Types {
+		names[name] = true
+		for _, f := range def.Fields {
+			names[f.Name] = true
+			for _, a := range f.Arguments {
+				names[a.Name] = true
+			}
+		}
+		for _, v := range def.EnumValues {
+			names[v.Name] = true
+		}
+	}
+	for name := range parsedSchema.Directives {
+		names[name] = true
+	}
+	return names
+})
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactValues replaces every double-quoted part of msg that is not a schema
+// name with "…": gqlparser quotes both names ("Cannot query field \"x\"")
+// and the values it could not use ("Unexpected String \"...\"").
+func redactValues(msg string) string {
+	names := schemaNames()
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		inner := strings.TrimPrefix(q[1:len(q)-1], "$")
+		if names[inner] {
+			return q
+		}
+		return `"…"`
+	})
 }

@@ -13,7 +13,8 @@ import (
 
 // Resolver holds the dependencies of the GraphQL resolvers.
 type Resolver struct {
-	Auth *auth.Service
+	Auth   *auth.Service
+	Cookie RefreshCookie
 }
 
 func customerToken(t auth.Tokens) *model.CustomerToken {

@@ -32,6 +32,14 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	CurrentCustomer struct {
+		CustomerID     func(childComplexity int) int
+		Role           func(childComplexity int) int
+		SessionID      func(childComplexity int) int
+		Status         func(childComplexity int) int
+		TokenExpiresAt func(childComplexity int) int
+	}
+
 	Customer struct {
 		ID       func(childComplexity int) int
 		Sessions func(childComplexity int) int
@@ -66,8 +74,9 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ExchangeIdentityToken  func(childComplexity int, idToken string, rememberMe *bool) int
 		GenerateCustomerToken  func(childComplexity int, email string, password string, rememberMe *bool) int
-		RefreshCustomerToken   func(childComplexity int, refreshToken string) int
+		RefreshCustomerToken   func(childComplexity int, refreshToken *string) int
 		RemoveAllUserAuthItems func(childComplexity int, userID *string) int
 		RemoveUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
 		RevokeCustomerSession  func(childComplexity int, id string) int
@@ -77,6 +86,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Customer            func(childComplexity int) int
 		CustomerSessions    func(childComplexity int) int
 		GetAllAuthItemsByID func(childComplexity int, userID *string) int
 		GetUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
@@ -121,6 +131,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "CurrentCustomer.customer_id":
+		if e.ComplexityRoot.CurrentCustomer.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CurrentCustomer.CustomerID(childComplexity), true
+	case "CurrentCustomer.role":
+		if e.ComplexityRoot.CurrentCustomer.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CurrentCustomer.Role(childComplexity), true
+	case "CurrentCustomer.session_id":
+		if e.ComplexityRoot.CurrentCustomer.SessionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CurrentCustomer.SessionID(childComplexity), true
+	case "CurrentCustomer.status":
+		if e.ComplexityRoot.CurrentCustomer.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CurrentCustomer.Status(childComplexity), true
+	case "CurrentCustomer.token_expires_at":
+		if e.ComplexityRoot.CurrentCustomer.TokenExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CurrentCustomer.TokenExpiresAt(childComplexity), true
 
 	case "Customer.id":
 		if e.ComplexityRoot.Customer.ID == nil {
@@ -240,6 +281,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.GetAuthUser.TTL(childComplexity), true
 
+	case "Mutation.exchangeIdentityToken":
+		if e.ComplexityRoot.Mutation.ExchangeIdentityToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_exchangeIdentityToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExchangeIdentityToken(childComplexity, args["id_token"].(string), args["remember_me"].(*bool)), true
 	case "Mutation.generateCustomerToken":
 		if e.ComplexityRoot.Mutation.GenerateCustomerToken == nil {
 			break
@@ -261,7 +313,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RefreshCustomerToken(childComplexity, args["refresh_token"].(string)), true
+		return e.ComplexityRoot.Mutation.RefreshCustomerToken(childComplexity, args["refresh_token"].(*string)), true
 	case "Mutation.removeAllUserAuthItems":
 		if e.ComplexityRoot.Mutation.RemoveAllUserAuthItems == nil {
 			break
@@ -329,6 +381,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateUserAuth(childComplexity, args["user_id"].(*string), args["refresh_token"].(*string)), true
 
+	case "Query.customer":
+		if e.ComplexityRoot.Query.Customer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Customer(childComplexity), true
 	case "Query.customerSessions":
 		if e.ComplexityRoot.Query.CustomerSessions == nil {
 			break
@@ -529,6 +587,12 @@ type Query {
   UNAUTHENTICATED without a valid access token of a live session.
   """
   customerSessions: [CustomerSession!]!
+  """
+  Who the request's access token names (Authorization: Bearer <token>), or
+  UNAUTHENTICATED. Reads no store: what a gateway or proxy that cannot verify
+  a token itself calls.
+  """
+  customer: CurrentCustomer
 }
 
 type Mutation {
@@ -544,13 +608,25 @@ type Mutation {
   The old refresh token stops working, except that callers presenting it again
   within REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS receive the same new pair.
   Presenting it later, or any older token, revokes the session (REFRESH_TOKEN_REUSED).
+  With REFRESH_TOKEN_COOKIE on, refresh_token may be omitted: the HttpOnly
+  cookie is read instead (the request must carry X-Requested-With).
   """
-  refreshCustomerToken(refresh_token: String!): CustomerToken
+  refreshCustomerToken(refresh_token: String): CustomerToken
   """
   Ends the session the refresh token belongs to. Returns result true, also when
   the session had already ended. Issued access tokens stay valid until they expire.
+  With REFRESH_TOKEN_COOKIE on, refresh_token may be omitted (the cookie is
+  read, with X-Requested-With), and the cookie is cleared.
   """
   revokeCustomerToken(refresh_token: String): RevokeCustomerTokenOutput
+  """
+  Starts a session for a customer who signed in with another identity
+  provider (Google, Firebase Auth, any accepted OIDC issuer): id_token is that
+  provider's ID token. Issues tokens as generateCustomerToken does.
+  INVALID_ID_TOKEN, EMAIL_NOT_VERIFIED, or CUSTOMER_NOT_REGISTERED when no
+  customer matches the identity.
+  """
+  exchangeIdentityToken(id_token: String!, remember_me: Boolean): CustomerToken
   """
   Ends sessions of the customer the request's access token names: OTHERS ends
   every session but the token's own ("sign out other devices"), ALL ends them
@@ -562,6 +638,19 @@ type Mutation {
   id. Returns false when the customer has no such session.
   """
   revokeCustomerSession(id: ID!): Boolean!
+}
+
+"The identity of the request's access token."
+type CurrentCustomer {
+  customer_id: String!
+  "The role the login provider gave (for example USER or ADMIN), if any."
+  role: String
+  "The account status the login provider gave (ACTIVE, INACTIVE, UNREGISTERED), if any."
+  status: String
+  "The session id (sid claim)."
+  session_id: String!
+  "When the access token expires (RFC 3339)."
+  token_expires_at: String!
 }
 
 "Which sessions revokeCustomerSessions ends."
@@ -744,6 +833,22 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_CurrentCustomer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "customer_id":
+		return ec.fieldContext_CurrentCustomer_customer_id(ctx, field)
+	case "role":
+		return ec.fieldContext_CurrentCustomer_role(ctx, field)
+	case "status":
+		return ec.fieldContext_CurrentCustomer_status(ctx, field)
+	case "session_id":
+		return ec.fieldContext_CurrentCustomer_session_id(ctx, field)
+	case "token_expires_at":
+		return ec.fieldContext_CurrentCustomer_token_expires_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CurrentCustomer", field.Name)
+}
 
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {

@@ -24,24 +24,45 @@ func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email stri
 	if err != nil {
 		return nil, err
 	}
+	r.Cookie.set(ctx, t)
 	return customerToken(t), nil
 }
 
 // RefreshCustomerToken is the resolver for the refreshCustomerToken field.
-func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToken string) (*model.CustomerToken, error) {
-	t, err := r.Auth.Refresh(ctx, refreshToken)
+func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToken *string) (*model.CustomerToken, error) {
+	rt, err := r.Cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
+	t, err := r.Auth.Refresh(ctx, rt)
+	if err != nil {
+		return nil, err
+	}
+	r.Cookie.set(ctx, t)
 	return customerToken(t), nil
 }
 
 // RevokeCustomerToken is the resolver for the revokeCustomerToken field.
 func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken *string) (*model.RevokeCustomerTokenOutput, error) {
-	if err := r.Auth.Revoke(ctx, deref(refreshToken)); err != nil {
+	rt, err := r.Cookie.refreshToken(ctx, refreshToken)
+	if err != nil {
 		return nil, err
 	}
+	if err := r.Auth.Revoke(ctx, rt); err != nil {
+		return nil, err
+	}
+	r.Cookie.clear(ctx)
 	return &model.RevokeCustomerTokenOutput{Result: true}, nil
+}
+
+// ExchangeIdentityToken is the resolver for the exchangeIdentityToken field.
+func (r *mutationResolver) ExchangeIdentityToken(ctx context.Context, idToken string, rememberMe *bool) (*model.CustomerToken, error) {
+	t, err := r.Auth.Exchange(ctx, idToken, rememberMe != nil && *rememberMe)
+	if err != nil {
+		return nil, err
+	}
+	r.Cookie.set(ctx, t)
+	return customerToken(t), nil
 }
 
 // RevokeCustomerSessions is the resolver for the revokeCustomerSessions field.
@@ -65,6 +86,18 @@ func (r *queryResolver) CustomerSessions(ctx context.Context) ([]*model.Customer
 		return nil, err
 	}
 	return customerSessions(list), nil
+}
+
+// Customer is the resolver for the customer field.
+func (r *queryResolver) Customer(ctx context.Context) (*model.CurrentCustomer, error) {
+	id, err := r.Auth.Whoami(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CurrentCustomer{
+		CustomerID: id.CustomerID, Role: optional(id.Role), Status: optional(id.Status),
+		SessionID: id.SessionID, TokenExpiresAt: rfc3339(id.ExpiresAt),
+	}, nil
 }
 
 // Customer returns CustomerResolver implementation.

@@ -9,6 +9,19 @@ import (
 	"strconv"
 )
 
+// The identity of the request's access token.
+type CurrentCustomer struct {
+	CustomerID string `json:"customer_id"`
+	// The role the login provider gave (for example USER or ADMIN), if any.
+	Role *string `json:"role,omitempty"`
+	// The account status the login provider gave (ACTIVE, INACTIVE, UNREGISTERED), if any.
+	Status *string `json:"status,omitempty"`
+	// The session id (sid claim).
+	SessionID string `json:"session_id"`
+	// When the access token expires (RFC 3339).
+	TokenExpiresAt string `json:"token_expires_at"`
+}
+
 // A customer, as other subgraphs know it: by the customer id in our tokens.
 // Its sessions resolve only for the customer the request's access token names;
 // for any other id they are empty.

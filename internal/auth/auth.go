@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 	"unicode"
@@ -65,6 +66,8 @@ type Options struct {
 	// one address can be correlated without the log holding the address,
 	// and the hashes that name login-limit counters.
 	AuditKey []byte
+	// IDTokens verifies ID tokens for Exchange; nil turns exchange off.
+	IDTokens IDTokenVerifier
 	// Counters count login attempts for Limits; nil turns the limits off.
 	Counters store.Counters
 	Limits   Limits
@@ -138,27 +141,54 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "upstream_unavailable"))
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
 	}
-	if err := validCustomerID(id.CustomerID); err != nil {
-		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
+	sess, rt, err := s.startSession(ctx, id, remember, now)
+	if err != nil {
+		return Tokens{}, err
 	}
-	var claims json.RawMessage
-	if len(id.Claims) > 0 {
-		if claims, err = json.Marshal(id.Claims); err != nil {
-			return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider claims: %w", err))
+	s.audit(ctx, "login.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID),
+		slog.String("email_hash", emailHash), slog.Bool("remember_me", remember))
+	return s.tokens(sess, rt, now)
+}
+
+// startSession stores a new session for the identity a provider returned:
+// one store write. An INACTIVE account gets ACCOUNT_INACTIVE and no session.
+// The identity's role and status join its claims, over any claim of the
+// same name.
+func (s *Service) startSession(ctx context.Context, id login.Identity, remember bool, now time.Time) (store.Session, token.Refresh, error) {
+	if err := validCustomerID(id.CustomerID); err != nil {
+		return store.Session{}, token.Refresh{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))
+	}
+	if id.Status == login.StatusInactive {
+		s.audit(ctx, "login.refused", slog.String("customer_id", id.CustomerID), slog.String("reason", "account_inactive"))
+		return store.Session{}, token.Refresh{}, fail(CodeAccountInactive, nil)
+	}
+	extra := maps.Clone(id.Claims)
+	for name, v := range map[string]string{"role": id.Role, "status": id.Status} {
+		if v != "" {
+			if extra == nil {
+				extra = map[string]any{}
+			}
+			extra[name] = v
 		}
 	}
-
+	var claims json.RawMessage
+	if len(extra) > 0 {
+		var err error
+		if claims, err = json.Marshal(extra); err != nil {
+			return store.Session{}, token.Refresh{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider claims: %w", err))
+		}
+	}
 	ttl := s.Rules.IdleTTL
 	if remember {
 		ttl = s.Rules.RememberTTL
 	}
 	sid, err := token.NewSessionID()
 	if err != nil {
-		return Tokens{}, fail(CodeInternal, err)
+		return store.Session{}, token.Refresh{}, fail(CodeInternal, err)
 	}
 	rt, err := s.Codec.Issue(sid, now, s.capped(now, now.Add(ttl)))
 	if err != nil {
-		return Tokens{}, fail(CodeInternal, err)
+		return store.Session{}, token.Refresh{}, fail(CodeInternal, err)
 	}
 	c := clientFrom(ctx)
 	sess := store.Session{
@@ -174,11 +204,9 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 		IP:          c.IP,
 	}
 	if err := s.Sessions.Create(ctx, sess); err != nil {
-		return Tokens{}, s.storeFailure("create session", err)
+		return store.Session{}, token.Refresh{}, s.storeFailure("create session", err)
 	}
-	s.audit(ctx, "login.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sid),
-		slog.String("email_hash", emailHash), slog.Bool("remember_me", remember))
-	return s.tokens(sess, rt, now)
+	return sess, rt, nil
 }
 
 // Refresh rotates the session that refreshToken belongs to and returns a new

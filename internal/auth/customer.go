@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/token"
 )
 
 type authorizationKey struct{}
@@ -34,16 +35,25 @@ type Principal struct {
 // configured algorithm only, issuer, audience, expiry with at most 60 s of
 // skew. Anything else is UNAUTHENTICATED.
 func (s *Service) Authenticate(ctx context.Context) (Principal, error) {
+	c, err := s.bearer(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{CustomerID: c.CustomerID, SessionID: c.SessionID}, nil
+}
+
+// bearer verifies the request's Authorization: Bearer access token.
+func (s *Service) bearer(ctx context.Context) (token.Claims, error) {
 	header, _ := ctx.Value(authorizationKey{}).(string)
 	scheme, raw, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		return Principal{}, fail(CodeUnauthenticated, nil)
+		return token.Claims{}, fail(CodeUnauthenticated, nil)
 	}
 	c, err := s.verifier.Verify(strings.TrimSpace(raw))
 	if err != nil || c.SessionID == "" {
-		return Principal{}, fail(CodeUnauthenticated, err)
+		return token.Claims{}, fail(CodeUnauthenticated, err)
 	}
-	return Principal{CustomerID: c.CustomerID, SessionID: c.SessionID}, nil
+	return c, nil
 }
 
 // SessionInfo is a session as its customer sees it.
@@ -181,4 +191,26 @@ func (s *Service) RevokeSession(ctx context.Context, id string) (bool, error) {
 	}
 	s.audit(ctx, "sessions.revoked", slog.String("customer_id", p.CustomerID), slog.String("session_id", id), slog.Int("count", 1))
 	return true, nil
+}
+
+// Identity is who the request's access token names, as whoami shows it.
+type Identity struct {
+	CustomerID string
+	Role       string
+	Status     string
+	SessionID  string
+	ExpiresAt  time.Time
+}
+
+// Whoami returns the identity of the request's access token, or
+// UNAUTHENTICATED. It reads no store: it is what a gateway or proxy that
+// cannot verify a token itself calls on every request.
+func (s *Service) Whoami(ctx context.Context) (Identity, error) {
+	c, err := s.bearer(ctx)
+	if err != nil {
+		return Identity{}, err
+	}
+	role, _ := c.Extra["role"].(string)
+	status, _ := c.Extra["status"].(string)
+	return Identity{CustomerID: c.CustomerID, Role: role, Status: status, SessionID: c.SessionID, ExpiresAt: c.Expires}, nil
 }

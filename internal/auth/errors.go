@@ -18,6 +18,10 @@ const (
 	CodeRefreshTokenReused  Code = "REFRESH_TOKEN_REUSED"
 	CodeSessionExpired      Code = "SESSION_EXPIRED"
 	CodeUnauthenticated     Code = "UNAUTHENTICATED"
+	CodeAccountInactive     Code = "ACCOUNT_INACTIVE"
+	CodeCustomerUnknown     Code = "CUSTOMER_NOT_REGISTERED"
+	CodeInvalidIDToken      Code = "INVALID_ID_TOKEN"
+	CodeEmailNotVerified    Code = "EMAIL_NOT_VERIFIED"
 	CodeForbidden           Code = "FORBIDDEN"
 	CodeRateLimited         Code = "RATE_LIMITED"
 	CodeUpstreamUnavailable Code = "UPSTREAM_UNAVAILABLE"
@@ -35,6 +39,10 @@ var Codes = map[Code]struct{ Category, Message string }{
 	CodeRefreshTokenReused:  {"graphql-authorization", "The refresh token was already used; the session has been ended. Log in again."},
 	CodeSessionExpired:      {"graphql-authorization", "The session has expired. Log in again."},
 	CodeUnauthenticated:     {"graphql-authentication", "A valid access token is required."},
+	CodeAccountInactive:     {"graphql-authorization", "The account is inactive. Reactivate it to log in."},
+	CodeCustomerUnknown:     {"graphql-authentication", "No customer account matches this identity. Register first."},
+	CodeInvalidIDToken:      {"graphql-authentication", "The identity token is invalid, expired or from an issuer that is not accepted."},
+	CodeEmailNotVerified:    {"graphql-authentication", "The identity's email address is not verified."},
 	CodeForbidden:           {"graphql-authorization", "This operation is not available in this environment."},
 	CodeRateLimited:         {"graphql-input", "Too many attempts. Try again later."},
 	CodeUpstreamUnavailable: {"", "The login service is unavailable. Try again later."},

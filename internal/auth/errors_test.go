@@ -12,17 +12,21 @@ import (
 // this list changes only by adding, and the README documents each.
 func TestCodesArePinned(t *testing.T) {
 	want := map[auth.Code]string{
-		"BAD_USER_INPUT":        "graphql-input",
-		"INVALID_CREDENTIALS":   "graphql-authentication",
-		"INVALID_REFRESH_TOKEN": "graphql-authorization",
-		"REFRESH_TOKEN_REUSED":  "graphql-authorization",
-		"SESSION_EXPIRED":       "graphql-authorization",
-		"UNAUTHENTICATED":       "graphql-authentication",
-		"FORBIDDEN":             "graphql-authorization",
-		"RATE_LIMITED":          "graphql-input",
-		"UPSTREAM_UNAVAILABLE":  "",
-		"STORE_UNAVAILABLE":     "",
-		"INTERNAL":              "",
+		"BAD_USER_INPUT":          "graphql-input",
+		"INVALID_CREDENTIALS":     "graphql-authentication",
+		"INVALID_REFRESH_TOKEN":   "graphql-authorization",
+		"REFRESH_TOKEN_REUSED":    "graphql-authorization",
+		"SESSION_EXPIRED":         "graphql-authorization",
+		"UNAUTHENTICATED":         "graphql-authentication",
+		"ACCOUNT_INACTIVE":        "graphql-authorization",
+		"CUSTOMER_NOT_REGISTERED": "graphql-authentication",
+		"INVALID_ID_TOKEN":        "graphql-authentication",
+		"EMAIL_NOT_VERIFIED":      "graphql-authentication",
+		"FORBIDDEN":               "graphql-authorization",
+		"RATE_LIMITED":            "graphql-input",
+		"UPSTREAM_UNAVAILABLE":    "",
+		"STORE_UNAVAILABLE":       "",
+		"INTERNAL":                "",
 	}
 	if len(auth.Codes) != len(want) {
 		t.Errorf("%d codes, want %d", len(auth.Codes), len(want))

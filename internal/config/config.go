@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -59,11 +60,23 @@ type Config struct {
 	// LoginLimits bound failed logins per account and per client address.
 	LoginLimits auth.Limits
 	HTTP        HTTP
+	Cookie      Cookie
+}
+
+// Cookie configures the HttpOnly refresh-token cookie mode.
+type Cookie struct {
+	Enabled  bool
+	Name     string
+	Path     string
+	Domain   string
+	Secure   bool
+	SameSite http.SameSite
 }
 
 // HTTP holds the request limits and timeouts.
 type HTTP struct {
 	MaxBodyBytes   int64
+	MaxTokens      int
 	MaxDepth       int
 	MaxAliases     int
 	MaxComplexity  int
@@ -128,8 +141,10 @@ var Variables = []string{
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
 	"SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS",
 	"LOGIN_LIMIT_ACCOUNT", "LOGIN_LIMIT_IP", "MAX_TOKEN_FIELDS_PER_REQUEST",
-	"MAX_BODY_BYTES", "GRAPHQL_MAX_DEPTH", "GRAPHQL_MAX_ALIASES", "GRAPHQL_MAX_COMPLEXITY",
+	"MAX_BODY_BYTES", "GRAPHQL_MAX_TOKENS", "GRAPHQL_MAX_DEPTH", "GRAPHQL_MAX_ALIASES", "GRAPHQL_MAX_COMPLEXITY",
 	"CORS_ALLOWED_ORIGINS", "TRUSTED_PROXIES",
+	"REFRESH_TOKEN_COOKIE", "REFRESH_TOKEN_COOKIE_NAME", "REFRESH_TOKEN_COOKIE_PATH", "REFRESH_TOKEN_COOKIE_DOMAIN",
+	"REFRESH_TOKEN_COOKIE_SECURE", "REFRESH_TOKEN_COOKIE_SAMESITE",
 	"HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", "HTTP_READ_TIMEOUT_IN_SECONDS", "HTTP_WRITE_TIMEOUT_IN_SECONDS", "HTTP_IDLE_TIMEOUT_IN_SECONDS",
 }
 
@@ -332,6 +347,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	}
 	c.HTTP = HTTP{
 		MaxBodyBytes:      int64(r.integer("MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20)),
+		MaxTokens:         r.integer("GRAPHQL_MAX_TOKENS", 2000, 100, 1000000),
 		MaxDepth:          r.integer("GRAPHQL_MAX_DEPTH", 12, 0, 1000),
 		MaxAliases:        r.integer("GRAPHQL_MAX_ALIASES", 15, 0, 1000),
 		MaxComplexity:     r.integer("GRAPHQL_MAX_COMPLEXITY", 200, 0, 100000),
@@ -342,6 +358,28 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		ReadTimeout:       seconds("HTTP_READ_TIMEOUT_IN_SECONDS", 10),
 		WriteTimeout:      seconds("HTTP_WRITE_TIMEOUT_IN_SECONDS", 15),
 		IdleTimeout:       seconds("HTTP_IDLE_TIMEOUT_IN_SECONDS", 60),
+	}
+
+	c.Cookie = Cookie{
+		Enabled: r.boolean("REFRESH_TOKEN_COOKIE", false),
+		Name:    r.str("REFRESH_TOKEN_COOKIE_NAME", "meshauth_refresh"),
+		Path:    r.str("REFRESH_TOKEN_COOKIE_PATH", "/graphql"),
+		Domain:  r.str("REFRESH_TOKEN_COOKIE_DOMAIN", ""),
+		Secure:  r.boolean("REFRESH_TOKEN_COOKIE_SECURE", true),
+	}
+	switch r.oneOf("REFRESH_TOKEN_COOKIE_SAMESITE", "Strict", "Strict", "Lax", "None") {
+	case "Strict":
+		c.Cookie.SameSite = http.SameSiteStrictMode
+	case "Lax":
+		c.Cookie.SameSite = http.SameSiteLaxMode
+	case "None":
+		c.Cookie.SameSite = http.SameSiteNoneMode
+		if !c.Cookie.Secure {
+			r.fail("REFRESH_TOKEN_COOKIE_SAMESITE=None needs REFRESH_TOKEN_COOKIE_SECURE=true (browsers refuse it otherwise)")
+		}
+	}
+	if !c.Cookie.Secure && c.Cookie.Enabled && !dev {
+		r.fail("REFRESH_TOKEN_COOKIE_SECURE=false is for local development over plain http only")
 	}
 
 	if len(r.errs) > 0 {

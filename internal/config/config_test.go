@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,8 +73,9 @@ var (
 		Account: []auth.Window{{Max: 5, Length: time.Minute}, {Max: 20, Length: time.Hour}},
 		IP:      []auth.Window{{Max: 20, Length: time.Minute}, {Max: 200, Length: time.Hour}},
 	}
-	defaultHTTP = config.HTTP{
-		MaxBodyBytes: 64 << 10, MaxDepth: 12, MaxAliases: 15, MaxComplexity: 200, MaxTokenFields: 1,
+	defaultCookie = config.Cookie{Name: "meshauth_refresh", Path: "/graphql", Secure: true, SameSite: http.SameSiteStrictMode}
+	defaultHTTP   = config.HTTP{
+		MaxBodyBytes: 64 << 10, MaxTokens: 2000, MaxDepth: 12, MaxAliases: 15, MaxComplexity: 200, MaxTokenFields: 1,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute,
 	}
 )
@@ -86,7 +88,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	want := config.Config{
 		Env: "development", Port: 4000, DataDir: "./data",
 		Store: "embedded", LoginProvider: "static", LoginTimeout: 10 * time.Second,
-		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP,
+		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		JWT: config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
@@ -136,7 +138,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		Store:         "dynamodb",
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
-		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP,
+		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{

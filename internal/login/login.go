@@ -20,6 +20,40 @@ type Identity struct {
 	// Claims are extra access-token claims the platform wants carried (for
 	// example a customer group). The service's registered claims override them.
 	Claims map[string]any
+	// Role, when set, goes into the access token's role claim (USER, ADMIN...).
+	Role string
+	// Status, when set, goes into the status claim. StatusInactive refuses
+	// the login: the customer gets no session.
+	Status string
+}
+
+// Account statuses a platform may report.
+const (
+	StatusActive       = "ACTIVE"
+	StatusInactive     = "INACTIVE"
+	StatusUnregistered = "UNREGISTERED"
+)
+
+// ErrUnknownCustomer is returned by an IdentityMapper when no customer
+// matches a verified external identity: the storefront should send the
+// person to registration.
+var ErrUnknownCustomer = errors.New("unknown customer")
+
+// External is an identity another issuer (Google, Firebase Auth, any OIDC
+// provider) has verified.
+type External struct {
+	Issuer        string
+	Subject       string
+	Email         string
+	EmailVerified bool
+}
+
+// IdentityMapper is implemented by login services that can name the customer
+// of a verified external identity, for exchangeIdentityToken.
+type IdentityMapper interface {
+	// MapIdentity returns the customer, ErrUnknownCustomer, or another error
+	// when the platform cannot tell.
+	MapIdentity(ctx context.Context, ext External) (Identity, error)
 }
 
 // Service checks credentials. Implementations must be safe for concurrent use

@@ -24,6 +24,10 @@ import (
 	"github.com/meshauth/meshauth/internal/telemetry"
 )
 
+// DefaultMaxTokens bounds a query's lexical tokens unless Options say
+// otherwise: the full introspection query GraphiQL sends has about 250.
+const DefaultMaxTokens = 2000
+
 // DefaultMaxBodyBytes bounds a GraphQL request body unless Options say otherwise.
 const DefaultMaxBodyBytes = 64 << 10
 
@@ -48,15 +52,21 @@ type Options struct {
 	Limits graph.Limits
 	// MaxComplexity bounds an operation's complexity (1 per field); 0 is no bound.
 	MaxComplexity int
+	// MaxTokens bounds the lexical tokens of a query, checked while parsing,
+	// before validation does work that grows faster than the document;
+	// DefaultMaxTokens when 0.
+	MaxTokens int
 	// CORSOrigins are the origins browsers may call from; none when empty.
 	CORSOrigins []string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// Cookie is the refresh-token cookie mode; off when zero.
+	Cookie graph.RefreshCookie
 }
 
 // GraphQL returns the GraphQL handler over the real schema.
 func GraphQL(o Options) http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Auth: o.Auth}}))
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Auth: o.Auth, Cookie: o.Cookie}}))
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.Options{})
@@ -70,6 +80,11 @@ func GraphQL(o Options) http.Handler {
 	if o.Metrics != nil {
 		srv.AroundFields(o.Metrics.Operations())
 	}
+	maxTokens := o.MaxTokens
+	if maxTokens <= 0 {
+		maxTokens = DefaultMaxTokens
+	}
+	srv.SetParserTokenLimit(maxTokens)
 	srv.Use(o.Limits)
 	if o.MaxComplexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
@@ -151,14 +166,16 @@ func validRequestID(id string) bool {
 }
 
 // withClient records the caller's user agent and address for the session,
-// and the Authorization header for the operations that need an access token.
+// the Authorization header for the operations that need an access token,
+// and the request and response for the refresh-token cookie.
 // The address is the connection's peer, unless that peer is a trusted proxy:
 // then it is the right-most address in X-Forwarded-For that is not a trusted
 // proxy itself, since only what trusted hops appended can be believed.
 func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: r.UserAgent(), IP: clientIP(r, trusted)})
-		next.ServeHTTP(w, r.WithContext(auth.WithAuthorization(ctx, r.Header.Get("Authorization"))))
+		ctx = auth.WithAuthorization(ctx, r.Header.Get("Authorization"))
+		next.ServeHTTP(w, r.WithContext(graph.WithHTTP(ctx, w, r)))
 	})
 }
 
@@ -220,7 +237,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 		h.Set("Access-Control-Expose-Headers", "X-Request-Id")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id, "+graph.CSRFHeader)
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

@@ -143,6 +143,8 @@ func (s *Signer) WithClock(now func() time.Time) *Signer {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(MaxClockSkew),
 		jwt.WithTimeFunc(now),
+		// One encoding per signature: padded or non-canonical base64 is refused.
+		jwt.WithStrictDecoding(),
 	)
 	return &c
 }

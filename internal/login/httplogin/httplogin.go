@@ -7,8 +7,18 @@
 //	Content-Type: application/json
 //	{"email": "...", "password": "..."}
 //
-//	200 {"customer_id": "c-1" or 12345, "claims": {...}}  the credentials are good
+//	200 {"customer_id": "c-1" or 12345, "claims": {...}, "role": "USER", "status": "ACTIVE"}
+//	                                                        the credentials are good (all but customer_id optional)
 //	401 or 403                                              the credentials are wrong
+//	anything else                                           the endpoint failed
+//
+// and, for exchangeIdentityToken, the identity variant:
+//
+//	POST {URL}
+//	{"issuer": "...", "subject": "...", "email": "...", "email_verified": true}
+//
+//	200 {"customer_id": ...} as above                       the customer
+//	404                                                     no such customer
 //	anything else                                           the endpoint failed
 package httplogin
 
@@ -26,7 +36,10 @@ import (
 	"github.com/meshauth/meshauth/internal/login/upstream"
 )
 
-var _ login.Service = (*Provider)(nil)
+var (
+	_ login.Service        = (*Provider)(nil)
+	_ login.IdentityMapper = (*Provider)(nil)
+)
 
 // Defaults for the zero values of Options.
 const (
@@ -136,11 +149,41 @@ func (p *Provider) Login(ctx context.Context, email, password string) (login.Ide
 	return parseIdentity(b)
 }
 
+// MapIdentity implements login.IdentityMapper with the identity variant of
+// the same contract: POST {"issuer", "subject", "email", "email_verified"}
+// to the same URL; 200 with a customer is the customer, 404 is
+// login.ErrUnknownCustomer, anything else an upstream failure.
+func (p *Provider) MapIdentity(ctx context.Context, ext login.External) (login.Identity, error) {
+	body, err := json.Marshal(struct {
+		Issuer        string `json:"issuer"`
+		Subject       string `json:"subject"`
+		Email         string `json:"email,omitempty"`
+		EmailVerified bool   `json:"email_verified"`
+	}{ext.Issuer, ext.Subject, ext.Email, ext.EmailVerified})
+	if err != nil {
+		return login.Identity{}, errors.New("login upstream: encode request")
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	status, b, err := upstream.PostJSON(ctx, p.client, p.url, p.header, body, p.maxBody)
+	switch {
+	case err != nil:
+		return login.Identity{}, fmt.Errorf("login upstream: %w", err)
+	case status == http.StatusNotFound:
+		return login.Identity{}, login.ErrUnknownCustomer
+	case status != http.StatusOK:
+		return login.Identity{}, fmt.Errorf("login upstream: unexpected status %d", status)
+	}
+	return parseIdentity(b)
+}
+
 // parseIdentity reads a 200 answer. Its errors never quote the answer.
 func parseIdentity(b []byte) (login.Identity, error) {
 	var reply struct {
 		CustomerID json.RawMessage `json:"customer_id"`
 		Claims     json.RawMessage `json:"claims"`
+		Role       string          `json:"role"`
+		Status     string          `json:"status"`
 	}
 	if err := json.Unmarshal(b, &reply); err != nil {
 		return login.Identity{}, errors.New("login upstream: malformed response")
@@ -159,7 +202,7 @@ func parseIdentity(b []byte) (login.Identity, error) {
 			return login.Identity{}, errors.New("login upstream: claims are not a JSON object")
 		}
 	}
-	return login.Identity{CustomerID: id, Claims: claims}, nil
+	return login.Identity{CustomerID: id, Claims: claims, Role: reply.Role, Status: reply.Status}, nil
 }
 
 // customerID accepts a non-empty JSON string, or a JSON number written as an

@@ -15,7 +15,10 @@ import (
 	"github.com/meshauth/meshauth/internal/login"
 )
 
-var _ login.Service = (*Provider)(nil)
+var (
+	_ login.Service        = (*Provider)(nil)
+	_ login.IdentityMapper = (*Provider)(nil)
+)
 
 // User is one entry of the users file.
 type User struct {
@@ -23,6 +26,10 @@ type User struct {
 	CustomerID   string         `json:"customer_id"`
 	PasswordHash string         `json:"password_hash"`
 	Claims       map[string]any `json:"claims,omitempty"`
+	// Role and Status go into the access token (see login.Identity); an
+	// INACTIVE user gets ACCOUNT_INACTIVE once the password is right.
+	Role   string `json:"role,omitempty"`
+	Status string `json:"status,omitempty"`
 	// Disabled users cannot log in; their logins fail like a wrong password.
 	Disabled bool `json:"disabled,omitempty"`
 }
@@ -97,7 +104,21 @@ func (p *Provider) Login(_ context.Context, email, password string) (login.Ident
 	if !match || u.Disabled {
 		return login.Identity{}, login.ErrInvalidCredentials
 	}
-	return login.Identity{CustomerID: u.CustomerID, Claims: u.Claims}, nil
+	return identity(u), nil
+}
+
+func identity(u User) login.Identity {
+	return login.Identity{CustomerID: u.CustomerID, Claims: u.Claims, Role: u.Role, Status: u.Status}
+}
+
+// MapIdentity implements login.IdentityMapper: the user whose email is the
+// external identity's verified email. An unverified email never matches.
+func (p *Provider) MapIdentity(_ context.Context, ext login.External) (login.Identity, error) {
+	u, ok := p.users[login.NormalizeEmail(ext.Email)]
+	if !ok || !ext.EmailVerified || ext.Email == "" || u.Disabled {
+		return login.Identity{}, login.ErrUnknownCustomer
+	}
+	return identity(u), nil
 }
 
 // ReadFile reads a users file. A missing file reads as no users.

@@ -31,9 +31,11 @@ var (
 // Store is the bbolt backend. bbolt runs one write transaction at a time,
 // which makes every update, Rotate included, atomic.
 type Store struct {
-	db   *bolt.DB
-	stop chan struct{}
-	done sync.WaitGroup
+	db     *bolt.DB
+	stop   chan struct{}
+	done   sync.WaitGroup
+	closed sync.Once
+	err    error
 }
 
 // Open opens or creates dir/sessions.db. It fails at once, rather than wait,
@@ -103,11 +105,14 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 	return n, err
 }
 
-// Close stops the sweeper and closes the file.
+// Close stops the sweeper and closes the file. Closing twice is harmless.
 func (s *Store) Close() error {
-	close(s.stop)
-	s.done.Wait()
-	return s.db.Close()
+	s.closed.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		s.err = s.db.Close()
+	})
+	return s.err
 }
 
 // Ping reports whether the file is open.

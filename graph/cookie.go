@@ -1,0 +1,84 @@
+package graph
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/auth"
+)
+
+// RefreshCookie configures the HttpOnly refresh-token cookie
+// (REFRESH_TOKEN_COOKIE) for web storefronts: the refresh token is kept out
+// of JavaScript's reach. A zero RefreshCookie is off.
+type RefreshCookie struct {
+	Enabled  bool
+	Name     string
+	Path     string
+	Domain   string
+	Secure   bool
+	SameSite http.SameSite
+}
+
+// CSRFHeader must be present on requests whose refresh token comes from the
+// cookie. A cross-site form cannot set it, and a cross-site script can only
+// with a CORS preflight the service answers for allowed origins alone.
+const CSRFHeader = "X-Requested-With"
+
+type httpKey struct{}
+
+type exchange struct {
+	w http.ResponseWriter
+	r *http.Request
+}
+
+// WithHTTP returns a context through which resolvers read the request's
+// cookies and set the response's.
+func WithHTTP(ctx context.Context, w http.ResponseWriter, r *http.Request) context.Context {
+	return context.WithValue(ctx, httpKey{}, exchange{w: w, r: r})
+}
+
+// refreshToken is the argument, or in cookie mode and without one, the
+// cookie's token, provided the request passes the CSRF check.
+func (c RefreshCookie) refreshToken(ctx context.Context, arg *string) (string, error) {
+	if arg != nil && *arg != "" {
+		return *arg, nil
+	}
+	x, ok := ctx.Value(httpKey{}).(exchange)
+	if !c.Enabled || !ok {
+		return "", nil // the service answers "refresh_token is required"
+	}
+	cookie, err := x.r.Cookie(c.Name)
+	if err != nil || cookie.Value == "" {
+		return "", nil
+	}
+	if x.r.Header.Get(CSRFHeader) == "" {
+		return "", &auth.Error{Code: auth.CodeBadUserInput, Detail: "A request that relies on the refresh-token cookie must send the " + CSRFHeader + " header."}
+	}
+	return cookie.Value, nil
+}
+
+// set puts a freshly issued refresh token in the cookie, in cookie mode.
+func (c RefreshCookie) set(ctx context.Context, t auth.Tokens) {
+	c.write(ctx, t.Refresh, t.RefreshExpiresAt)
+}
+
+// clear removes the cookie, in cookie mode.
+func (c RefreshCookie) clear(ctx context.Context) { c.write(ctx, "", time.Time{}) }
+
+func (c RefreshCookie) write(ctx context.Context, value string, expires time.Time) {
+	x, ok := ctx.Value(httpKey{}).(exchange)
+	if !c.Enabled || !ok {
+		return
+	}
+	cookie := &http.Cookie{
+		Name: c.Name, Value: value, Path: c.Path, Domain: c.Domain,
+		Secure: c.Secure, HttpOnly: true, SameSite: c.SameSite,
+	}
+	if value == "" {
+		cookie.MaxAge = -1
+	} else {
+		cookie.Expires = expires
+	}
+	http.SetCookie(x.w, cookie)
+}
