@@ -21,6 +21,7 @@ import (
 	"github.com/meshauth/meshauth/internal/login/bigcommerce"
 	"github.com/meshauth/meshauth/internal/login/httplogin"
 	"github.com/meshauth/meshauth/internal/login/static"
+	"github.com/meshauth/meshauth/internal/oidc"
 	"github.com/meshauth/meshauth/internal/server"
 	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/store/dynamo"
@@ -93,6 +94,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	provider = metrics.Login(provider)
+	var idTokens auth.IDTokenVerifier
+	if len(cfg.IDTokens.Issuers) > 0 {
+		v, err := oidc.New(oidc.Options{Issuers: cfg.IDTokens.Issuers, RequireVerifiedEmail: cfg.IDTokens.RequireVerifiedEmail})
+		if err != nil {
+			return err
+		}
+		idTokens = auth.OIDC(v)
+	}
 	signer, err := newSigner(cfg.JWT)
 	if err != nil {
 		return err
@@ -113,6 +122,7 @@ func Run(ctx context.Context, o Options) error {
 		AuditKey:  token.DeriveKey(cfg.RefreshSecret, "audit email"),
 		Counters:  counters,
 		Limits:    cfg.LoginLimits,
+		IDTokens:  idTokens,
 	})
 	h := server.Handler(server.Options{
 		Auth:          svc,

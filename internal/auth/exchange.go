@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/meshauth/meshauth/internal/login"
+	"github.com/meshauth/meshauth/internal/oidc"
 )
 
 // Errors an IDTokenVerifier returns.
@@ -79,4 +80,22 @@ func (s *Service) Exchange(ctx context.Context, idToken string, remember bool) (
 	s.audit(ctx, "exchange.succeeded", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID),
 		slog.String("issuer", ext.Issuer), slog.Bool("remember_me", remember))
 	return s.tokens(sess, rt, now)
+}
+
+// OIDC adapts an oidc.Verifier to IDTokenVerifier.
+func OIDC(v *oidc.Verifier) IDTokenVerifier { return oidcVerifier{v} }
+
+type oidcVerifier struct{ v *oidc.Verifier }
+
+func (o oidcVerifier) Verify(ctx context.Context, idToken string) (login.External, error) {
+	id, err := o.v.Verify(ctx, idToken)
+	switch {
+	case errors.Is(err, oidc.ErrUnverifiedEmail):
+		return login.External{}, fmt.Errorf("%w: %w", ErrIDTokenEmailUnverified, err)
+	case errors.Is(err, oidc.ErrInvalidToken):
+		return login.External{}, fmt.Errorf("%w: %w", ErrIDTokenInvalid, err)
+	case err != nil:
+		return login.External{}, err
+	}
+	return login.External{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified}, nil
 }

@@ -5,6 +5,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/oidc"
 	"github.com/meshauth/meshauth/internal/token"
 )
 
@@ -61,7 +63,24 @@ type Config struct {
 	LoginLimits auth.Limits
 	HTTP        HTTP
 	Cookie      Cookie
+	// IDTokens configures exchangeIdentityToken; no issuers turns it off.
+	IDTokens IDTokens
 }
+
+// IDTokens are the external issuers whose ID tokens exchangeIdentityToken accepts.
+type IDTokens struct {
+	Issuers              []oidc.Issuer
+	RequireVerifiedEmail bool
+}
+
+// Well-known issuers. Sources: Firebase, "Verify ID tokens using a
+// third-party JWT library"; Google Identity, "Verify the Google ID token on
+// your server side" (whose tokens may carry either issuer spelling).
+const (
+	firebaseIssuerPrefix = "https://securetoken.google.com/"
+	firebaseJWKS         = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+	googleJWKS           = "https://www.googleapis.com/oauth2/v3/certs"
+)
 
 // Cookie configures the HttpOnly refresh-token cookie mode.
 type Cookie struct {
@@ -145,6 +164,7 @@ var Variables = []string{
 	"CORS_ALLOWED_ORIGINS", "TRUSTED_PROXIES",
 	"REFRESH_TOKEN_COOKIE", "REFRESH_TOKEN_COOKIE_NAME", "REFRESH_TOKEN_COOKIE_PATH", "REFRESH_TOKEN_COOKIE_DOMAIN",
 	"REFRESH_TOKEN_COOKIE_SECURE", "REFRESH_TOKEN_COOKIE_SAMESITE",
+	"OIDC_ISSUERS", "FIREBASE_PROJECT_ID", "GOOGLE_CLIENT_IDS", "OIDC_REQUIRE_VERIFIED_EMAIL",
 	"HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", "HTTP_READ_TIMEOUT_IN_SECONDS", "HTTP_WRITE_TIMEOUT_IN_SECONDS", "HTTP_IDLE_TIMEOUT_IN_SECONDS",
 }
 
@@ -382,6 +402,8 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		r.fail("REFRESH_TOKEN_COOKIE_SECURE=false is for local development over plain http only")
 	}
 
+	readIDTokens(r, &c.IDTokens)
+
 	if len(r.errs) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
 	}
@@ -420,6 +442,36 @@ func readLogin(r *reader, c *Config, dev bool) {
 			ChannelID:  r.integer("BC_CHANNEL_ID", 1, 1, 1<<31-1),
 			GraphQLURL: required("BC_GRAPHQL_API"),
 			APIBase:    r.str("BC_API_URL", "https://api.bigcommerce.com"),
+		}
+	}
+}
+
+func readIDTokens(r *reader, t *IDTokens) {
+	t.RequireVerifiedEmail = r.boolean("OIDC_REQUIRE_VERIFIED_EMAIL", true)
+	if v := r.str("OIDC_ISSUERS", ""); v != "" {
+		var list []struct {
+			Issuer    string   `json:"issuer"`
+			JWKSURL   string   `json:"jwks_url"`
+			Audiences []string `json:"audiences"`
+		}
+		if err := json.Unmarshal([]byte(v), &list); err != nil {
+			r.fail(`OIDC_ISSUERS must be a JSON array like [{"issuer": "...", "jwks_url": "...", "audiences": ["..."]}]`)
+		}
+		for _, i := range list {
+			t.Issuers = append(t.Issuers, oidc.Issuer{Issuer: i.Issuer, JWKSURL: i.JWKSURL, Audiences: i.Audiences})
+		}
+	}
+	if p := r.str("FIREBASE_PROJECT_ID", ""); p != "" {
+		t.Issuers = append(t.Issuers, oidc.Issuer{Issuer: firebaseIssuerPrefix + p, JWKSURL: firebaseJWKS, Audiences: []string{p}})
+	}
+	if ids := r.list("GOOGLE_CLIENT_IDS"); len(ids) > 0 {
+		for _, iss := range []string{"https://accounts.google.com", "accounts.google.com"} {
+			t.Issuers = append(t.Issuers, oidc.Issuer{Issuer: iss, JWKSURL: googleJWKS, Audiences: ids})
+		}
+	}
+	if len(t.Issuers) > 0 {
+		if _, err := oidc.New(oidc.Options{Issuers: t.Issuers}); err != nil {
+			r.fail("OIDC_ISSUERS: %v", err)
 		}
 	}
 }

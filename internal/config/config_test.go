@@ -89,7 +89,8 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 		Env: "development", Port: 4000, DataDir: "./data",
 		Store: "embedded", LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
-		JWT: config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
+		IDTokens: config.IDTokens{RequireVerifiedEmail: true},
+		JWT:      config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
 			MaxLifetime: 0, ReuseInterval: 30 * time.Second,
@@ -139,6 +140,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
+		IDTokens:      config.IDTokens{RequireVerifiedEmail: true},
 		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{

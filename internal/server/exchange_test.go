@@ -1,0 +1,164 @@
+package server_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/login/httplogin"
+	"github.com/meshauth/meshauth/internal/oidc"
+	"github.com/meshauth/meshauth/internal/server"
+)
+
+// issuer is a local OIDC issuer: it serves its JWKS and signs ID tokens.
+type issuer struct {
+	srv     *httptest.Server
+	key     ed25519.PrivateKey
+	kid     string
+	fetches atomic.Int64
+}
+
+func newIssuer(t *testing.T) *issuer {
+	t.Helper()
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	iss := &issuer{key: key, kid: "k1"}
+	iss.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iss.fetches.Add(1)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]any{
+			"kty": "OKP", "crv": "Ed25519", "kid": iss.kid, "use": "sig", "alg": "EdDSA",
+			"x": base64.RawURLEncoding.EncodeToString(pub),
+		}}})
+	}))
+	t.Cleanup(iss.srv.Close)
+	return iss
+}
+
+func (i *issuer) token(t *testing.T, claims jwt.MapClaims) string {
+	t.Helper()
+	c := jwt.MapClaims{"iss": i.srv.URL, "aud": "shop", "sub": "g-123", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	for k, v := range claims {
+		c[k] = v
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok.Header["kid"] = i.kid
+	s, err := tok.SignedString(i.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (i *issuer) verifier(t *testing.T) auth.IDTokenVerifier {
+	t.Helper()
+	v, err := oidc.New(oidc.Options{Issuers: []oidc.Issuer{{Issuer: i.srv.URL, JWKSURL: i.srv.URL + "/jwks", Audiences: []string{"shop"}}}, RequireVerifiedEmail: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.OIDC(v)
+}
+
+const exchangeQ = `mutation($t: String!) { exchangeIdentityToken(id_token: $t, remember_me: true) { token refresh_token refresh_token_expires_at } }`
+
+// TestExchangeIdentityToken: a customer signed in elsewhere gets our tokens,
+// exactly as a password login gives them; everything else gets its code.
+func TestExchangeIdentityToken(t *testing.T) {
+	iss := newIssuer(t)
+	e := startCustom(t, func(ao *auth.Options, _ *server.Options) {
+		ao.Provider = rolesUsers() // static users: root@example.com is customer 9, an ADMIN
+		ao.IDTokens = iss.verifier(t)
+	})
+	ok := iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": true})
+	p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": ok}, nil), "exchangeIdentityToken")
+	claims := decodePayload(t, p.Token)
+	if !strings.Contains(claims, `"customer_id":"9"`) || !strings.Contains(claims, `"role":"ADMIN"`) {
+		t.Fatalf("claims %s", claims)
+	}
+	if exp, _ := time.Parse(time.RFC3339, p.RefreshTokenExpiresAt); exp.Before(time.Now().Add(50 * time.Minute)) {
+		t.Fatalf("remember_me ignored: %s", p.RefreshTokenExpiresAt)
+	}
+	field[pair](t, e.refresh(t, p.RefreshToken, nil), "refreshCustomerToken")
+
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	forged := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": iss.srv.URL, "aud": "shop", "sub": "x", "email": "root@example.com", "email_verified": true, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	forged.Header["kid"] = "k1"
+	forgedToken, _ := forged.SignedString(otherKey)
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": iss.srv.URL, "aud": "shop", "sub": "x"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+
+	tests := []struct {
+		name, token, code string
+	}{
+		{"unknown customer", iss.token(t, jwt.MapClaims{"email": "new@example.com", "email_verified": true}), "CUSTOMER_NOT_REGISTERED"},
+		{"unverified email", iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": false}), "EMAIL_NOT_VERIFIED"},
+		{"wrong audience", iss.token(t, jwt.MapClaims{"aud": "another-app", "email": "root@example.com", "email_verified": true}), "INVALID_ID_TOKEN"},
+		{"another issuer", iss.token(t, jwt.MapClaims{"iss": "https://evil.example", "email": "root@example.com", "email_verified": true}), "INVALID_ID_TOKEN"},
+		{"expired", iss.token(t, jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "email": "root@example.com", "email_verified": true}), "INVALID_ID_TOKEN"},
+		{"signed by another key", forgedToken, "INVALID_ID_TOKEN"},
+		{"alg none", none, "INVALID_ID_TOKEN"},
+		{"inactive account", iss.token(t, jwt.MapClaims{"email": "gone@example.com", "email_verified": true}), "ACCOUNT_INACTIVE"},
+		{"empty", "", "BAD_USER_INPUT"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, exchangeQ, map[string]any{"t": tc.token}, nil)
+			if c := code(t, r); c != tc.code {
+				t.Fatalf("code %s, want %s: %s", c, tc.code, r.Raw)
+			}
+		})
+	}
+	if n := iss.fetches.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches, want 1 (cached)", n)
+	}
+}
+
+// TestExchangeThroughTheHTTPProvider: the identity variant of the HTTP
+// contract, with its 404 for an unknown customer.
+func TestExchangeThroughTheHTTPProvider(t *testing.T) {
+	iss := newIssuer(t)
+	var got map[string]any
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(b, &got)
+		if got["subject"] != "g-123" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_, _ = io.WriteString(w, `{"customer_id": 555, "role": "USER", "status": "UNREGISTERED"}`)
+	}))
+	defer platform.Close()
+	p, err := httplogin.New(httplogin.Options{URL: platform.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startCustom(t, func(ao *auth.Options, _ *server.Options) { ao.Provider = p; ao.IDTokens = iss.verifier(t) })
+	tok := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": "x@example.com", "email_verified": true})}, nil), "exchangeIdentityToken")
+	if c := decodePayload(t, tok.Token); !strings.Contains(c, `"customer_id":"555"`) || !strings.Contains(c, `"status":"UNREGISTERED"`) {
+		t.Fatalf("claims %s", c)
+	}
+	if got["issuer"] != iss.srv.URL || got["email"] != "x@example.com" || got["email_verified"] != true {
+		t.Fatalf("the platform was asked %v", got)
+	}
+	r := e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"sub": "someone-else", "email": "y@example.com", "email_verified": true})}, nil)
+	if c := code(t, r); c != "CUSTOMER_NOT_REGISTERED" {
+		t.Fatalf("unknown customer: %s", r.Raw)
+	}
+}
+
+func TestExchangeNotConfigured(t *testing.T) {
+	e := startCustom(t, nil)
+	r := e.do(t, exchangeQ, map[string]any{"t": "x.y.z"}, nil)
+	if c := code(t, r); c != "FORBIDDEN" {
+		t.Fatalf("exchange without issuers: %s", r.Raw)
+	}
+}
