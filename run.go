@@ -65,6 +65,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	metrics := telemetry.New()
 	log := newLogger(cfg, o.LogWriter, metrics)
+	if telemetry.TracingRequested(os.Getenv) {
+		stopTracing, err := telemetry.StartTracing(ctx, o.Version)
+		if err != nil {
+			return fmt.Errorf("OpenTelemetry: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = stopTracing(sctx)
+		}()
+		log.Info("tracing to the OTLP endpoint of the OTEL_* environment")
+	}
 	if used, err := config.EnsureDevSecrets(&cfg); err != nil {
 		return err
 	} else if used {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/login"
@@ -77,8 +79,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
-// Operations is a gqlgen field middleware that counts and times the root
-// fields of queries and mutations, by field name (a bounded set: unknown
+// Operations is a gqlgen field middleware that counts, times and traces the
+// root fields of queries and mutations, by field name (a bounded set: unknown
 // fields never pass validation) and result code.
 func (m *Metrics) Operations() graphql.FieldMiddleware {
 	return func(ctx context.Context, next graphql.Resolver) (any, error) {
@@ -86,39 +88,54 @@ func (m *Metrics) Operations() graphql.FieldMiddleware {
 		if fc == nil || (fc.Object != "Query" && fc.Object != "Mutation") {
 			return next(ctx)
 		}
+		name := fc.Field.Name
 		start := time.Now()
+		ctx, span := startSpan(ctx, "graphql."+name, attribute.String("graphql.operation.field", name))
+		defer span.End()
 		res, err := next(ctx)
 		code := "OK"
 		if err != nil {
 			code = string(auth.CodeOf(err))
+			span.SetStatus(codes.Error, code)
 		}
-		name := fc.Field.Name
+		span.SetAttributes(attribute.String("meshauth.code", code))
 		m.operationDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		m.operations.WithLabelValues(name, code).Inc()
 		return res, err
 	}
 }
 
-func (m *Metrics) observeStore(call string, start time.Time, err error) {
-	m.storeDuration.WithLabelValues(call).Observe(time.Since(start).Seconds())
-	result := "ok"
-	switch {
-	case err == nil:
-	case errors.Is(err, store.ErrNotFound):
-		result = "not_found"
-	case errors.Is(err, store.ErrConflict):
-		result = "conflict"
-	case errors.Is(err, store.ErrAlreadyExists):
-		result = "exists"
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		result = "unavailable"
-	default:
-		result = "error"
+// storeCall starts a store call: a span, and a clock for the metrics. done
+// records the call's result.
+func (m *Metrics) storeCall(ctx context.Context, call string) (context.Context, func(error)) {
+	start := time.Now()
+	ctx, span := startSpan(ctx, "store."+call, attribute.String("store.call", call))
+	return ctx, func(err error) {
+		m.storeDuration.WithLabelValues(call).Observe(time.Since(start).Seconds())
+		result := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			result = "not_found"
+		case errors.Is(err, store.ErrConflict):
+			result = "conflict"
+		case errors.Is(err, store.ErrAlreadyExists):
+			result = "exists"
+		case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+			result = "unavailable"
+		default:
+			result = "error"
+		}
+		m.storeCalls.WithLabelValues(call, result).Inc()
+		span.SetAttributes(attribute.String("store.result", result))
+		if result == "unavailable" || result == "error" {
+			span.SetStatus(codes.Error, result)
+		}
+		span.End()
 	}
-	m.storeCalls.WithLabelValues(call, result).Inc()
 }
 
-// Store returns s with every call counted and timed.
+// Store returns s with every call counted, timed and traced.
 func (m *Metrics) Store(s store.Store) store.Store { return &meteredStore{Store: s, m: m} }
 
 type meteredStore struct {
@@ -127,37 +144,44 @@ type meteredStore struct {
 }
 
 func (s *meteredStore) Create(ctx context.Context, sess store.Session) (err error) {
-	defer func(start time.Time) { s.m.observeStore("create", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "create")
+	defer func() { done(err) }()
 	return s.Store.Create(ctx, sess)
 }
 
 func (s *meteredStore) Get(ctx context.Context, id string) (_ store.Session, err error) {
-	defer func(start time.Time) { s.m.observeStore("get", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "get")
+	defer func() { done(err) }()
 	return s.Store.Get(ctx, id)
 }
 
 func (s *meteredStore) Rotate(ctx context.Context, id string, r store.Rotation) (_ store.Session, err error) {
-	defer func(start time.Time) { s.m.observeStore("rotate", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "rotate")
+	defer func() { done(err) }()
 	return s.Store.Rotate(ctx, id, r)
 }
 
 func (s *meteredStore) Extend(ctx context.Context, id string, exp time.Time) (_ store.Session, err error) {
-	defer func(start time.Time) { s.m.observeStore("extend", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "extend")
+	defer func() { done(err) }()
 	return s.Store.Extend(ctx, id, exp)
 }
 
 func (s *meteredStore) Delete(ctx context.Context, id string) (_ store.Session, err error) {
-	defer func(start time.Time) { s.m.observeStore("delete", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "delete")
+	defer func() { done(err) }()
 	return s.Store.Delete(ctx, id)
 }
 
 func (s *meteredStore) ListByCustomer(ctx context.Context, customerID string) (_ []store.Session, err error) {
-	defer func(start time.Time) { s.m.observeStore("list_by_customer", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "list_by_customer")
+	defer func() { done(err) }()
 	return s.Store.ListByCustomer(ctx, customerID)
 }
 
 func (s *meteredStore) DeleteByCustomer(ctx context.Context, customerID string) (_ int, err error) {
-	defer func(start time.Time) { s.m.observeStore("delete_by_customer", start, err) }(time.Now())
+	ctx, done := s.m.storeCall(ctx, "delete_by_customer")
+	defer func() { done(err) }()
 	return s.Store.DeleteByCustomer(ctx, customerID)
 }
 
