@@ -1,0 +1,233 @@
+package embedded
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/meshauth/meshauth/internal/store"
+)
+
+// The cost of a refresh's one store call, Rotate:
+//
+//	go test -run '^$' -bench Rotate -benchmem ./internal/store/embedded/
+//
+// BenchmarkRotate is the store as it is. BenchmarkRotatePrototype measures,
+// on the same data, ways the store could commit rotations; they exist only
+// in this file, as evidence for bench/RESULTS.md, and are not the store's code.
+
+// benchParallelism makes b.RunParallel run 32 goroutines per GOMAXPROCS
+// (64 on 2 cores), like the load benchmark's 64 users.
+const benchParallelism = 32
+
+// benchHash returns a 32-byte hash made from n, so that every rotation has a
+// new one.
+func benchHash(n uint64) []byte {
+	h := make([]byte, 32)
+	binary.BigEndian.PutUint64(h, n)
+	h[31] = 0xb7
+	return h
+}
+
+var benchSessionSeq atomic.Uint64
+
+// benchSession creates a session that lives an hour and returns its id and hash.
+func benchSession(s *Store) (string, []byte, error) {
+	n := benchSessionSeq.Add(1)
+	id := "bench-session-" + strconv.FormatUint(n, 10)
+	h := benchHash(n << 32)
+	now := time.Now()
+	err := s.Create(context.Background(), store.Session{ID: id, CustomerID: "c" + strconv.FormatUint(n%1000, 10),
+		TokenHash: h, CreatedAt: now, RefreshedAt: now, ExpiresAt: now.Add(time.Hour)})
+	return id, h, err
+}
+
+type rotateFunc func(ctx context.Context, id string, r store.Rotation) (store.Session, error)
+
+// benchRotations rotates one session per goroutine, each rotation with a new
+// hash and a new expiry, as refreshes do.
+func benchRotations(b *testing.B, s *Store, rotate rotateFunc, parallel bool) {
+	ctx := context.Background()
+	loop := func(next func() bool) {
+		id, from, err := benchSession(s)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		n := binary.BigEndian.Uint64(from)
+		for next() {
+			n++
+			to := benchHash(n)
+			now := time.Now()
+			if _, err := rotate(ctx, id, store.Rotation{From: from, To: to, Now: now, ExpiresAt: now.Add(15 * time.Minute)}); err != nil {
+				b.Error(err)
+				return
+			}
+			from = to
+		}
+	}
+	b.ReportAllocs()
+	if !parallel {
+		loop(b.Loop)
+		return
+	}
+	b.SetParallelism(benchParallelism)
+	b.RunParallel(func(pb *testing.PB) { loop(pb.Next) })
+}
+
+func openBench(b *testing.B) *Store {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkRotate: sequential rotations of one session, then concurrent
+// rotations of many sessions (one per goroutine).
+func BenchmarkRotate(b *testing.B) {
+	b.Run("sequential", func(b *testing.B) {
+		s := openBench(b)
+		benchRotations(b, s, s.Rotate, false)
+	})
+	b.Run("parallel", func(b *testing.B) {
+		s := openBench(b)
+		benchRotations(b, s, s.Rotate, true)
+	})
+}
+
+// BenchmarkRotatePrototype: the same concurrent rotations, committed
+// differently.
+//
+//   - nosync: the store's Rotate with bbolt's NoSync, which skips the
+//     fdatasync of every commit. NOT a proposal (a crash would lose
+//     rotations); it shows what the fsync of each commit costs.
+//   - batch: bbolt's DB.Batch, which runs concurrent callers' functions in
+//     one transaction, one fsync; conflicts are returned as values, since
+//     an error from a batched function makes bbolt retry it alone.
+//   - groupcommit: one writer goroutine that commits, in one transaction,
+//     every rotation queued while the previous commit was being written. A
+//     lone rotation commits at once; under load the batch grows by itself.
+func BenchmarkRotatePrototype(b *testing.B) {
+	b.Run("nosync", func(b *testing.B) {
+		s := openBench(b)
+		s.db.NoSync = true
+		benchRotations(b, s, s.Rotate, true)
+	})
+	b.Run("batch", func(b *testing.B) {
+		s := openBench(b)
+		s.db.MaxBatchDelay = time.Millisecond
+		benchRotations(b, s, func(_ context.Context, id string, r store.Rotation) (store.Session, error) {
+			var sess store.Session
+			var lost error
+			err := s.db.Batch(func(tx *bolt.Tx) error {
+				sess, lost = rotateTx(tx, id, r)
+				if lost != nil && !errors.Is(lost, store.ErrConflict) && !errors.Is(lost, store.ErrNotFound) {
+					return lost
+				}
+				return nil
+			})
+			if err != nil {
+				return store.Session{}, err
+			}
+			return sess, lost
+		}, true)
+	})
+	b.Run("groupcommit", func(b *testing.B) {
+		s := openBench(b)
+		g := newGroupCommit(s)
+		defer g.close()
+		benchRotations(b, s, g.rotate, true)
+	})
+}
+
+// rotateTx is the store's Rotate inside a given transaction. A lost
+// condition (ErrConflict, ErrNotFound) changes nothing.
+func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
+	old, err := getTx(tx, id)
+	if err != nil {
+		return store.Session{}, err
+	}
+	sess := old
+	if subtle.ConstantTimeCompare(old.TokenHash, r.From) != 1 || old.Expired(r.Now) {
+		return sess, store.ErrConflict
+	}
+	sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
+	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
+	return sess, putTx(tx, sess, &old)
+}
+
+type groupCommit struct {
+	s    *Store
+	reqs chan *commitReq
+	done chan struct{}
+}
+
+type commitReq struct {
+	id   string
+	r    store.Rotation
+	sess store.Session
+	err  error
+	done chan struct{}
+}
+
+func newGroupCommit(s *Store) *groupCommit {
+	g := &groupCommit{s: s, reqs: make(chan *commitReq, 1024), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+func (g *groupCommit) close() {
+	close(g.reqs)
+	<-g.done
+}
+
+func (g *groupCommit) rotate(_ context.Context, id string, r store.Rotation) (store.Session, error) {
+	q := &commitReq{id: id, r: r, done: make(chan struct{})}
+	g.reqs <- q
+	<-q.done
+	return q.sess, q.err
+}
+
+func (g *groupCommit) run() {
+	defer close(g.done)
+	batch := make([]*commitReq, 0, 256)
+	for first := range g.reqs {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case q, ok := <-g.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, q)
+			default:
+				break drain
+			}
+		}
+		err := g.s.db.Update(func(tx *bolt.Tx) error {
+			for _, q := range batch {
+				q.sess, q.err = rotateTx(tx, q.id, q.r)
+				if q.err != nil && !errors.Is(q.err, store.ErrConflict) && !errors.Is(q.err, store.ErrNotFound) {
+					return q.err
+				}
+			}
+			return nil
+		})
+		for _, q := range batch {
+			if err != nil {
+				q.sess, q.err = store.Session{}, err
+			}
+			close(q.done)
+		}
+	}
+}
