@@ -98,6 +98,7 @@ func Run(ctx context.Context, o Options) error {
 	if c, ok := backend.(store.Counters); ok {
 		counters = c
 	}
+	counters = metrics.Counters(counters)
 
 	provider := o.Login
 	if provider == nil {

@@ -253,3 +253,24 @@ func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
+
+// Counters returns c with every call counted, timed and traced, as
+// "acquire" and "release" store calls.
+func (m *Metrics) Counters(c store.Counters) store.Counters { return meteredCounters{c: c, m: m} }
+
+type meteredCounters struct {
+	c store.Counters
+	m *Metrics
+}
+
+func (c meteredCounters) Acquire(ctx context.Context, limits []store.Limit) (_ []int, err error) {
+	ctx, done := c.m.storeCall(ctx, "acquire")
+	defer func() { done(err) }()
+	return c.c.Acquire(ctx, limits)
+}
+
+func (c meteredCounters) Release(ctx context.Context, limits []store.Limit) (err error) {
+	ctx, done := c.m.storeCall(ctx, "release")
+	defer func() { done(err) }()
+	return c.c.Release(ctx, limits)
+}

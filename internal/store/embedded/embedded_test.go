@@ -3,8 +3,12 @@ package embedded
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/store/storetest"
@@ -75,5 +79,53 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	defer s.Close()
 	if got, err := s.Get(context.Background(), "s"); err != nil || got.CustomerID != "c" {
 		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}
+
+// TestGroupCommitIsolatesFailures: writes committed together each get their
+// own answer, and a write that fails after writing part of itself is rolled
+// back alone, without failing or undoing the others of its group.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("s%02d", i)
+			if i%10 == 0 {
+				errs[i] = s.update(func(tx *bolt.Tx) error {
+					if err := tx.Bucket(bucketSessions).Put([]byte(id), []byte("{}")); err != nil {
+						return err
+					}
+					return boom // after a write: the write must not survive
+				})
+				return
+			}
+			errs[i] = s.Create(context.Background(), store.Session{ID: id, CustomerID: "c", TokenHash: []byte(id), ExpiresAt: time.Now().Add(time.Hour)})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		_, getErr := s.Get(context.Background(), fmt.Sprintf("s%02d", i))
+		if i%10 == 0 {
+			if !errors.Is(err, boom) || !errors.Is(getErr, store.ErrNotFound) {
+				t.Errorf("failing write %d: %v, and its half-write is %v", i, err, getErr)
+			}
+		} else if err != nil || getErr != nil {
+			t.Errorf("write %d: %v, %v", i, err, getErr)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(context.Background(), store.Session{ID: "late"}); !errors.Is(err, errClosed) {
+		t.Fatalf("write after Close: %v", err)
 	}
 }

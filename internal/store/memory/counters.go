@@ -68,7 +68,13 @@ func (c *Counters) Release(_ context.Context, limits []store.Limit) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, l := range limits {
-		if e, ok := c.m[l.Key]; ok && e.n > 0 {
+		switch e, ok := c.m[l.Key]; {
+		case !ok:
+		case e.n <= 1:
+			// Nothing counted any more: keep no entry, so that the many
+			// accounts that log in successfully cost no memory.
+			delete(c.m, l.Key)
+		default:
 			e.n--
 			c.m[l.Key] = e
 		}
