@@ -12,10 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/login/upstream"
 )
 
 // FetchTimeout bounds one JWK Set fetch, whatever the client's own timeout.
@@ -178,23 +178,16 @@ func (v *Verifier) fetch(ctx context.Context, jwksURL string) ([]key, time.Durat
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := v.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // drop the URL
-		}
-		return nil, 0, err
+		return nil, 0, upstream.TransportError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxJWKSSize))
+		upstream.Drain(resp.Body, MaxJWKSSize)
 		return nil, 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSSize+1))
+	b, err := upstream.ReadBody(resp.Body, MaxJWKSSize)
 	if err != nil {
-		return nil, 0, errors.New("read response failed")
-	}
-	if len(b) > MaxJWKSSize {
-		return nil, 0, errors.New("response too large")
+		return nil, 0, err
 	}
 	keys, err := parseJWKS(b)
 	if err != nil {

@@ -14,11 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/login/upstream"
 )
 
 // Leeway is the clock skew allowed on exp, nbf and iat (OIDC Core 1.0 section
@@ -150,7 +151,7 @@ func New(o Options) (*Verifier, error) {
 		} else if _, dup := v.issuers[is.Issuer]; dup {
 			errs = append(errs, fmt.Errorf("%s: configured twice", name))
 		}
-		if err := checkURL(is.JWKSURL); err != nil {
+		if err := upstream.CheckURL(is.JWKSURL); err != nil {
 			errs = append(errs, fmt.Errorf("%s: JWKS URL %w", name, err))
 		}
 		if len(is.Audiences) == 0 {
@@ -199,23 +200,6 @@ func newIssuer(cfg Issuer, v *Verifier) *issuer {
 		)
 	}
 	return is
-}
-
-// checkURL reports whether s is an absolute http or https URL with a host.
-// Its error is a predicate and never quotes s.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	switch {
-	case s == "":
-		return errors.New("is required")
-	case err != nil:
-		return errors.New("is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("must be an absolute http or https URL")
-	case u.Host == "":
-		return errors.New("has no host")
-	}
-	return nil
 }
 
 // unverified only decodes; it checks nothing.

@@ -1,4 +1,5 @@
-// Package upstream holds what the HTTP login providers share: a client that
+// Package upstream holds what the HTTP login providers and the ID-token
+// verifier share with the services they call: a client that
 // never follows redirects or keeps cookies, bounded reads, and error scrubbing.
 package upstream
 
