@@ -1,4 +1,4 @@
-.PHONY: run test e2e fuzz build generate
+.PHONY: run test e2e browser fuzz build generate
 
 # Run the service on the embedded store in development mode.
 run:
@@ -13,6 +13,10 @@ test:
 # The service behind Apollo Gateway, Hive Gateway and GraphQL Mesh.
 e2e:
 	e2e/run.sh
+
+# A demo storefront in headless Chromium: cookie mode, three tabs refreshing at once.
+browser:
+	browser/run.sh
 
 # Each fuzz target for FUZZTIME (default 20s).
 fuzz:

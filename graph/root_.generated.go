@@ -606,7 +606,8 @@ type Mutation {
   """
   Rotates the session: returns a new access token and a new refresh token.
   The old refresh token stops working, except that callers presenting it again
-  within REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS receive the same new pair.
+  within REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS receive the same new
+  refresh token (with a fresh access token).
   Presenting it later, or any older token, revokes the session (REFRESH_TOKEN_REUSED).
   With REFRESH_TOKEN_COOKIE on, refresh_token may be omitted: the HttpOnly
   cookie is read instead (the request must carry X-Requested-With).

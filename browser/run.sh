@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Browser test: meshauth (development mode, cookie mode, loopback) behind the
+# demo storefront (examples/storefront), driven in headless Chromium by
+# test.mjs: log in, three tabs refreshing at the same moment, logout. The last
+# line is "N passed, N failed"; the exit status is non-zero when a check
+# failed or something did not start.
+#
+#   browser/run.sh                        (needs Go, Node 20+, npm, curl; works with CI=true, no stdin)
+#   UPDATE_SCREENSHOT=1 browser/run.sh    also refreshes the committed browser/storefront.png
+#
+# Installs Debian's chromium when /usr/bin/chromium is missing (needs root or
+# sudo). No browser is downloaded by Playwright: playwright-core only drives it.
+set -euo pipefail
+
+BROWSER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BROWSER_DIR/.." && pwd)
+START_TIME=$SECONDS
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+TEST_TIMEOUT=${TEST_TIMEOUT:-120} # seconds for test.mjs as a whole
+
+log() { printf '[browser %3ds] %s\n' "$((SECONDS - START_TIME))" "$*"; }
+
+for tool in go node npm curl; do
+  command -v "$tool" >/dev/null || { echo "browser: $tool is required" >&2; exit 1; }
+done
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  { echo "browser: Node 20 or newer is required (found $(node --version))" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshauth-browser.XXXXXX")
+PIDS=() # every process this script started and has not stopped yet
+
+# stop PID [NAME]: SIGTERM, up to 10 s to exit, then SIGKILL.
+stop() {
+  local pid=$1 name=${2:-process} i
+  kill -0 "$pid" 2>/dev/null || { { wait "$pid"; } 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  local status=0
+  { wait "$pid"; } 2>/dev/null || status=$?
+  if ((status != 0)); then log "$name (pid $pid) exited with status $status"; fi
+}
+
+cleanup() { # stops the processes in the reverse order of their start
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
+  PIDS=()
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+
+# wait_until SECONDS PID NAME COMMAND...: run COMMAND every 0.25 s until it
+# succeeds; fail when PID exits or the time is up.
+wait_until() {
+  local limit=$1 pid=$2 name=$3 deadline=$((SECONDS + $1))
+  shift 3
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before it was ready"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name was not ready within ${limit}s"
+      return 1
+    fi
+    sleep 0.25
+  done
+}
+
+# abort MESSAGE: a step before the test failed; stop everything and say so.
+abort() {
+  log "$1"
+  cleanup
+  trap - EXIT
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+show_log() { # show_log FILE: the end of a log, to see why something failed
+  echo "----- last lines of $(basename "$1") -----"
+  tail -n 40 "$1" || true
+  echo "-----"
+}
+
+# 1. Debian's Chromium, unless it is there already.
+if [[ ! -x $CHROMIUM ]]; then
+  [[ $CHROMIUM == /usr/bin/chromium ]] || abort "CHROMIUM=$CHROMIUM is not an executable"
+  SUDO=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || abort "chromium is missing and installing it needs root (or sudo)"
+    SUDO=(sudo -n)
+  fi
+  log "installing Debian's chromium (apt-get)"
+  APT_START=$SECONDS
+  if ! { "${SUDO[@]}" apt-get update -qq &&
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium fonts-dejavu-core; } </dev/null >"$TMP/apt.log" 2>&1; then
+    show_log "$TMP/apt.log"
+    abort "installing chromium failed"
+  fi
+  log "chromium installed in $((SECONDS - APT_START))s"
+fi
+# The Debian launcher script prints a harmless shell warning on some machines: keep the last line.
+log "$("$CHROMIUM" --version 2>/dev/null | tail -n 1)"
+
+# 2. Node dependencies (playwright-core only), exactly as locked. Skipped when
+# node_modules was installed from this very lockfile (CI always starts clean).
+LOCK_SUM=$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)
+if [[ -f $BROWSER_DIR/node_modules/.browser-lock-sha256 && $(cat "$BROWSER_DIR/node_modules/.browser-lock-sha256") == "$LOCK_SUM" ]]; then
+  log "node_modules is up to date with package-lock.json"
+else
+  log "npm ci"
+  if ! (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error) </dev/null >"$TMP/npm-ci.log" 2>&1; then
+    show_log "$TMP/npm-ci.log"
+    abort "npm ci failed"
+  fi
+  echo "$LOCK_SUM" >"$BROWSER_DIR/node_modules/.browser-lock-sha256"
+fi
+
+# 3. The service and the storefront server.
+log "go build ./cmd/meshauth ./examples/storefront"
+(cd "$ROOT" && go build -o "$TMP/meshauth" ./cmd/meshauth && go build -o "$TMP/storefront" ./examples/storefront) ||
+  abort "go build failed"
+
+# 4. meshauth: development mode (demo user, generated secrets), cookie mode
+# over http (Secure off: the page is http://127.0.0.1), a clean environment.
+SVC_PORT=$(free_port)
+mkdir -p "$TMP/data"
+(
+  cd "$TMP"
+  exec env -i PATH="$PATH" HOME="$TMP" \
+    APP_ENV=development PORT="$SVC_PORT" DATA_DIR="$TMP/data" \
+    REFRESH_TOKEN_COOKIE=true REFRESH_TOKEN_COOKIE_SECURE=false \
+    REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS=30 LOG_LEVEL=warn \
+    "$TMP/meshauth"
+) </dev/null >"$TMP/meshauth.log" 2>&1 &
+SVC_PID=$!
+PIDS+=("$SVC_PID")
+log "meshauth starting on 127.0.0.1:$SVC_PORT (pid $SVC_PID)"
+if ! wait_until 30 "$SVC_PID" meshauth curl -fsS --max-time 2 "http://127.0.0.1:$SVC_PORT/healthz"; then
+  show_log "$TMP/meshauth.log"
+  abort "meshauth did not start"
+fi
+
+# 5. The storefront: the page and /graphql on one loopback origin.
+SF_PORT=$(free_port)
+"$TMP/storefront" -addr "127.0.0.1:$SF_PORT" -meshauth "http://127.0.0.1:$SVC_PORT" \
+  </dev/null >"$TMP/storefront.log" 2>&1 &
+SF_PID=$!
+PIDS+=("$SF_PID")
+STOREFRONT_URL="http://127.0.0.1:$SF_PORT"
+log "storefront starting on 127.0.0.1:$SF_PORT (pid $SF_PID)"
+proxied() { # the storefront serves its page and proxies /graphql to meshauth
+  curl -fsS --max-time 2 "$STOREFRONT_URL/" | grep -q 'data-testid="login-form"' &&
+    curl -fsS --max-time 2 -H 'content-type: application/json' --data '{"query":"{ __typename }"}' \
+      "$STOREFRONT_URL/graphql" | grep -q '"__typename":"Query"'
+}
+if ! wait_until 30 "$SF_PID" storefront proxied; then
+  show_log "$TMP/storefront.log"
+  abort "the storefront did not start"
+fi
+
+# 6. The test, bounded in time. In the background, so that a signal to this
+# script stops it at once (SIGTERM lets Playwright close Chromium). Its
+# Chromium profile goes under $TMP, removed whatever happens.
+SCREENSHOT="$BROWSER_DIR/out/storefront.png"
+log "node test.mjs $STOREFRONT_URL"
+(cd "$BROWSER_DIR" && exec env TMPDIR="$TMP" CHROMIUM="$CHROMIUM" SCREENSHOT="$SCREENSHOT" \
+  timeout --kill-after=10 "$TEST_TIMEOUT" node test.mjs "$STOREFRONT_URL") </dev/null >"$TMP/test.out" 2>&1 &
+TEST_PID=$!
+PIDS+=("$TEST_PID")
+status=0
+wait "$TEST_PID" || status=$?
+PIDS=("$SVC_PID" "$SF_PID")
+LAST=$(tail -n 1 "$TMP/test.out")
+if [[ $LAST =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]]; then
+  sed '$d' "$TMP/test.out"
+else
+  cat "$TMP/test.out"
+  if ((status == 124 || status == 137)); then log "test.mjs did not finish within ${TEST_TIMEOUT}s"; fi
+  LAST="0 passed, 1 failed"
+  status=1
+fi
+if ((status != 0)); then
+  show_log "$TMP/meshauth.log"
+  show_log "$TMP/storefront.log"
+fi
+
+if ((status == 0)) && [[ ${UPDATE_SCREENSHOT:-} == 1 ]]; then
+  cp "$SCREENSHOT" "$BROWSER_DIR/storefront.png"
+  log "updated browser/storefront.png"
+fi
+
+cleanup
+trap - EXIT
+log "done in $((SECONDS - START_TIME))s"
+echo "$LAST"
+((status == 0))
