@@ -240,7 +240,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 }
 
 func openDynamo(ctx context.Context, cfg config.Config) (*dynamo.Store, error) {
-	return dynamo.New(ctx, dynamo.Options{Table: cfg.Dynamo.Table, Region: cfg.Dynamo.Region, Endpoint: cfg.Dynamo.Endpoint})
+	return dynamo.New(ctx, dynamo.Options{Table: cfg.Dynamo.Table, Region: cfg.Dynamo.Region, Endpoint: cfg.Dynamo.Endpoint, CallTimeout: cfg.Dynamo.CallTimeout})
 }
 
 // Migrate creates the DynamoDB table, its index and its TTL setting if they

@@ -149,6 +149,9 @@ func dynamoEnv(t *testing.T, endpoint string) map[string]string {
 		"APP_ENV": "development", "DATA_DIR": t.TempDir(), "LOG_LEVEL": "error",
 		"STORE": "dynamodb", "DYNAMO_DB_AUTH_TABLE": "meshauth-run-" + hex.EncodeToString(b),
 		"DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_ENDPOINT": endpoint,
+		// DynamoDB Local on a busy 2-core machine can take seconds for its
+		// first transactions; the production default (2 s) is for DynamoDB.
+		"DYNAMO_DB_TIMEOUT_IN_MILLISECONDS": "15000",
 	}
 }
 

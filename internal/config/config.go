@@ -112,6 +112,8 @@ type Dynamo struct {
 	Region      string
 	Endpoint    string
 	CreateTable bool
+	// CallTimeout bounds each DynamoDB call, retries included.
+	CallTimeout time.Duration
 }
 
 // HTTPLogin configures LOGIN_PROVIDER=http.
@@ -151,7 +153,7 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 // Variables lists every environment variable Load reads.
 var Variables = []string{
 	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "METRICS_ADDR",
-	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE",
+	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
 	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL",
@@ -325,6 +327,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		Region:      r.str("DYNAMO_DB_REGION", r.str("DYNAMO_DB__REGION", "")),
 		Endpoint:    r.str("DYNAMO_DB_ENDPOINT", ""),
 		CreateTable: r.boolean("DYNAMO_DB_CREATE_TABLE", false),
+		CallTimeout: time.Duration(r.integer("DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", 2000, 50, 60000)) * time.Millisecond,
 	}
 	if c.Store == "dynamodb" {
 		if c.Dynamo.Table == "" {

@@ -87,7 +87,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 	}
 	want := config.Config{
 		Env: "development", Port: 4000, DataDir: "./data",
-		Store: "embedded", LoginProvider: "static", LoginTimeout: 10 * time.Second,
+		Store: "embedded", Dynamo: config.Dynamo{CallTimeout: 2 * time.Second}, LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens: config.IDTokens{RequireVerifiedEmail: true},
 		JWT:      config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
@@ -137,7 +137,7 @@ func TestLoadExplicitValues(t *testing.T) {
 	want := config.Config{
 		Env: "staging", Port: 8080, DataDir: "/var/lib/meshauth",
 		Store:         "dynamodb",
-		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true},
+		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true, CallTimeout: 2 * time.Second},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens:      config.IDTokens{RequireVerifiedEmail: true},
