@@ -2,6 +2,7 @@
 //
 //	go run ./bench [-store embedded|dynamodb] [-scenarios login,refresh,mixed,burst]
 //	               [-duration 10s] [-users 64] [-soak 5m] [-bin path/to/meshauth]
+//	go run ./bench -store dynamodb -soak 3m -check [-reuse-interval 1s] [-reuse-sample 16]
 //
 // It builds the service (or takes -bin), starts it on a free loopback port in
 // production mode with LOGIN_PROVIDER=http pointed at a login stub inside the
@@ -30,10 +31,25 @@
 //
 // CPU is a process's utime+stime from /proc/<pid>/stat (in CLK_TCK units,
 // `getconf CLK_TCK`, 100 when unknown); peak RSS its VmHWM from
-// /proc/<pid>/status, reset at each window's start (clear_refs 5); store
+// /proc/<pid>/status, reset at each window's start (clear_refs 5), and peak
+// anon the highest RssAnon sampled every 250 ms (the RSS without mapped file
+// pages, such as the embedded store's bbolt file); store
 // calls come from the service's /metrics (meshauth_store_calls_total), "n/a"
 // when it has none. background_cpu_cores is what the rest of the machine used
-// meanwhile: a measurement with much of it is noisy. Linux only. Everything
+// meanwhile: a measurement with much of it is noisy.
+//
+// -soak D runs mixed for D instead of the scenarios and samples RSS every
+// -soak-interval. With -check (DynamoDB only) the soak runs the checked
+// load of soak.go instead (login, refresh, concurrent duplicate refreshes,
+// probes with revoked sessions' tokens, revoke; each user keeps every token
+// it held) and then verifies the invariants through the GraphQL API and in
+// the table itself; it prints them ending with "N passed, N failed" and
+// exits 1 when one fails. The service then runs with
+// REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS from -reuse-interval, so that the
+// last check can wait the grace out. bench/soak.sh runs it with DynamoDB
+// Local.
+//
+// Linux only. Everything
 // listens on 127.0.0.1 except the service itself, which binds PORT on every
 // interface (its own behaviour); the harness only talks to it over loopback.
 package main
@@ -56,8 +72,11 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/meshauth/meshauth/internal/token"
 )
 
 type options struct {
@@ -77,7 +96,15 @@ type options struct {
 	serviceEnv     []string
 	coldStarts     int
 	table          bool
+	check          bool
+	reuseInterval  time.Duration
+	reuseSample    int
+	checkTimeout   time.Duration
 }
+
+// errInvariants reports a checked soak whose invariants failed; the
+// summary has been printed already.
+var errInvariants = errors.New("soak invariants failed")
 
 func main() {
 	if slices.Contains(os.Args[1:], "-serve-ceiling") {
@@ -92,7 +119,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	if err := run(o, os.Stdout, os.Stderr); err != nil {
+	if err := run(o, os.Stdout, os.Stderr); errors.Is(err, errInvariants) {
+		os.Exit(1)
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -123,6 +152,10 @@ func parseFlags(args []string) (options, error) {
 	})
 	fs.IntVar(&o.coldStarts, "cold-starts", 5, "service starts to measure cold start to ready (the last one serves the scenarios)")
 	fs.BoolVar(&o.table, "table", true, "print the human table on stderr")
+	fs.BoolVar(&o.check, "check", false, "with -soak and -store dynamodb: run the checked soak load and verify its invariants through the API and in the table (exit 1 if one fails)")
+	fs.DurationVar(&o.reuseInterval, "reuse-interval", time.Second, "with -check: the service's REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS (whole seconds, at least 1)")
+	fs.IntVar(&o.reuseSample, "reuse-sample", 16, "with -check: live sessions whose second-latest token is presented after the reuse interval (this ends them)")
+	fs.DurationVar(&o.checkTimeout, "check-timeout", 5*time.Minute, "with -check: bound on the checks after the soak")
 	fs.Bool("serve-ceiling", false, "internal: run as the ceiling's server process")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -151,6 +184,17 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.coldStarts < 1 {
 		errs = append(errs, errors.New("-cold-starts must be at least 1"))
+	}
+	if o.check {
+		if o.soak <= 0 || o.store != "dynamodb" {
+			errs = append(errs, errors.New("-check needs -soak DURATION and -store dynamodb"))
+		}
+		if o.reuseInterval < time.Second || o.reuseInterval%time.Second != 0 {
+			errs = append(errs, errors.New("-reuse-interval must be whole seconds, at least 1s"))
+		}
+		if o.reuseSample < 0 || o.checkTimeout <= 0 {
+			errs = append(errs, errors.New("-reuse-sample must be at least 0 and -check-timeout positive"))
+		}
 	}
 	if o.store == "dynamodb" && o.dynamoEndpoint == "" {
 		errs = append(errs, errors.New("-store dynamodb needs -dynamo-endpoint or DYNAMODB_TEST_ENDPOINT (scripts/dynamodb-local.sh start prints it)"))
@@ -272,6 +316,9 @@ func run(o options, stdout, stderr io.Writer) error {
 	} else {
 		env = append(env, "STORE=embedded")
 	}
+	if o.check {
+		env = append(env, fmt.Sprintf("REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS=%d", int(o.reuseInterval/time.Second)))
+	}
 	// exec.Cmd keeps the last of duplicate keys, so these override the above.
 	env = append(env, o.serviceEnv...)
 
@@ -347,18 +394,32 @@ func run(o options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	t := newTarget(svc.base+"/graphql", o.users)
+	conns := o.users
+	var soak *soakRun
+	if o.check {
+		codec, err := token.NewCodec([]byte(refreshSecret))
+		if err != nil {
+			return err
+		}
+		soak = newSoakRun(codec, o.reuseInterval, o.users)
+		conns = o.users * (1 + soakBurst)
+	}
+	t := newTarget(svc.base+"/graphql", conns)
 	defer t.close()
 	list := o.scenarios
 	if o.soak > 0 {
 		list = []string{"mixed"}
 	}
 	var rows []Result
+	var failedInvariants int
 	for _, name := range list {
 		sc := scenarios[name]
 		d, label := o.duration, name
 		if o.soak > 0 {
 			d, label = o.soak, "soak-mixed"
+		}
+		if soak != nil {
+			sc, label = soak.scenario(), "soak-check"
 		}
 		fmt.Fprintf(stderr, "bench: %s on %s, %d users, %s\n", label, o.store, o.users, d)
 		m, err := measureService(ctx, t, svc, sc, o, d, storePID)
@@ -373,6 +434,15 @@ func run(o options, stdout, stderr io.Writer) error {
 		r.ColdStartMS, r.ColdStartsMS = ptr(coldMedian), samples
 		if o.soak > 0 {
 			addSoak(&r, m, o)
+		}
+		if soak != nil {
+			fmt.Fprintf(stderr, "bench: checking the soak's invariants (reuse interval %s, sample %d)\n", o.reuseInterval, o.reuseSample)
+			inv, fig, err := checkDynamoSoak(ctx, o, table, soak, t)
+			if err != nil {
+				return err
+			}
+			inv = append(inv, memoryInvariant(r))
+			r.Invariants, r.Soak = inv, &fig
 		}
 		rows = append(rows, r)
 	}
@@ -412,7 +482,28 @@ func run(o options, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr)
 		writeTable(stderr, rows, ceilings)
 	}
+	for _, r := range rows {
+		if r.Soak != nil {
+			failedInvariants += writeInvariants(stderr, r.Invariants, *r.Soak)
+		}
+	}
+	if failedInvariants > 0 {
+		return errInvariants
+	}
 	return nil
+}
+
+// checkDynamoSoak checks a soak's invariants against the service's table,
+// read with the service's own store code, within -check-timeout.
+func checkDynamoSoak(ctx context.Context, o options, table string, soak *soakRun, t *target) ([]invariant, soakFigures, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.checkTimeout)
+	defer cancel()
+	st, err := newDynamoStore(ctx, o.dynamoEndpoint, table)
+	if err != nil {
+		return nil, soakFigures{}, fmt.Errorf("open the table to check it: %w", err)
+	}
+	inv, fig := checkSoak(ctx, soak, t, st, o.reuseSample)
+	return inv, fig, nil
 }
 
 func addSoak(r *Result, m *Measure, o options) {
@@ -453,6 +544,7 @@ func measureService(ctx context.Context, t *target, p *proc, sc scenario, o opti
 	var calls0 float64
 	var metricsOK bool
 	stopSampler := func() {}
+	stopAnon := func() int64 { return -1 }
 	warmup := o.warmup
 	probe := func(start bool) {
 		pid := p.pid()
@@ -462,11 +554,13 @@ func measureService(ctx context.Context, t *target, p *proc, sc scenario, o opti
 			if o.soak > 0 {
 				stopSampler = sampleRSS(pid, o.soakInterval, m)
 			}
+			stopAnon = sampleAnonPeak(pid, anonSampleInterval)
 			at0 = takeSnapshot(pid, storePID)
 			return
 		}
 		m.fill(at0, takeSnapshot(pid, storePID))
 		m.readRSS(pid)
+		m.PeakAnonKB = stopAnon()
 		if calls1, ok, found := scrapeStoreCalls(metrics, p.base+"/metrics"); ok && metricsOK && found {
 			m.StoreCalls = calls1 - calls0
 		}
@@ -509,5 +603,52 @@ func sampleRSS(pid int, interval time.Duration, m *Measure) func() {
 	return func() {
 		close(done)
 		<-finished
+		// A last sample at the window's end, unless a tick just took one.
+		if n := len(m.RSSSeries); n == 0 || time.Since(start)-m.RSSSeries[n-1].At > interval/2 {
+			sample()
+		}
+	}
+}
+
+// anonSampleInterval is how often RssAnon is read for its peak: the kernel
+// keeps a peak of the whole RSS (VmHWM) but not of its anonymous part.
+const anonSampleInterval = 250 * time.Millisecond
+
+// sampleAnonPeak reads pid's RssAnon every interval until the returned
+// function is called, which reads it a last time and returns the highest
+// value seen, in KiB (-1 when it could not be read).
+func sampleAnonPeak(pid int, interval time.Duration) func() int64 {
+	var mu sync.Mutex
+	peak := int64(-1)
+	sample := func() {
+		if kb, err := procStatusKB(pid, "RssAnon"); err == nil {
+			mu.Lock()
+			peak = max(peak, kb)
+			mu.Unlock()
+		}
+	}
+	sample()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				sample()
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-finished
+		sample()
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
 	}
 }

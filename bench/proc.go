@@ -315,7 +315,7 @@ func takeSnapshot(serving, store int) snapshot {
 }
 
 func newMeasure() *Measure {
-	return &Measure{CPU: -1, StoreCPU: -1, PeakRSSKB: -1, StoreCalls: -1, RSSAnonKB: -1, RSSFileKB: -1, Background: -1}
+	return &Measure{CPU: -1, StoreCPU: -1, PeakRSSKB: -1, PeakAnonKB: -1, StoreCalls: -1, RSSAnonKB: -1, RSSFileKB: -1, Background: -1}
 }
 
 // fill sets m's CPU figures from the snapshots at the window's start and end.

@@ -102,6 +102,9 @@ type Measure struct {
 	// PeakRSSKB is the serving process's peak resident set during the
 	// window (VmHWM after a reset), in KiB; negative when unknown.
 	PeakRSSKB int64
+	// PeakAnonKB is the highest RssAnon (anonymous memory: Go heap, stacks)
+	// sampled during the window, in KiB; negative when unknown.
+	PeakAnonKB int64
 	// StoreCalls is how many store calls the service counted during the
 	// window; negative when /metrics or the metric is absent.
 	StoreCalls float64
@@ -141,6 +144,9 @@ type Result struct {
 	// CPUSysPer1000 is the kernel's part of it (system calls: network, fsync).
 	CPUSysPer1000 *float64 `json:"cpu_sys_s_per_1000,omitempty"`
 	PeakRSSMB     *float64 `json:"peak_rss_mb"`
+	// PeakAnonMB is the highest anonymous part of the RSS sampled during
+	// the window (every 250 ms), without mapped file pages.
+	PeakAnonMB *float64 `json:"peak_anon_mb,omitempty"`
 	// StoreCallsPerOp is a number, or "n/a" when the service exposes no
 	// meshauth_store_calls_total.
 	StoreCallsPerOp any `json:"store_calls_per_op"`
@@ -195,6 +201,10 @@ type Result struct {
 	RSSLastMinMB    *float64  `json:"rss_last_minute_avg_mb,omitempty"`
 	RSSFlat         *bool     `json:"rss_flat,omitempty"`
 	RSSFlatCriteria string    `json:"rss_flat_criteria,omitempty"`
+
+	// Checked soak only (-check): the invariants and the soak's counts.
+	Invariants []invariant  `json:"invariants,omitempty"`
+	Soak       *soakFigures `json:"soak,omitempty"`
 }
 
 // OpResult is one operation kind's share of a scenario.
@@ -240,6 +250,9 @@ func summarize(scenario, storeName string, users int, m *Measure) Result {
 	}
 	if m.PeakRSSKB >= 0 {
 		r.PeakRSSMB = ptr(round(float64(m.PeakRSSKB)/1024, 1))
+	}
+	if m.PeakAnonKB >= 0 {
+		r.PeakAnonMB = ptr(round(float64(m.PeakAnonKB)/1024, 1))
 	}
 	if m.RSSAnonKB >= 0 {
 		r.RSSAnonMB = ptr(round(float64(m.RSSAnonKB)/1024, 1))
@@ -299,8 +312,12 @@ func ratio(a, b float64) *float64 {
 
 // flatness decides whether a soak's RSS series is flat: the average of the
 // samples in the last minute within tolerance of the average in the first
-// minute after warmup. ok is false when either window has no sample.
+// minute after warmup. ok is false when the soak is shorter than warmup and
+// two minutes (the two windows would overlap) or either window has no sample.
 func flatness(series []rssSample, total, warmup time.Duration, tolerance float64) (first, last float64, flat, ok bool) {
+	if total < warmup+2*time.Minute {
+		return 0, 0, false, false
+	}
 	avg := func(from, to time.Duration) (float64, bool) {
 		var sum float64
 		n := 0
@@ -366,11 +383,11 @@ func callsString(v any) string {
 // ceilings, then the targets of the issue as met / not met.
 func writeTable(w io.Writer, rows []Result, ceilings []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tstore\tusers\tops/s\tok\terrors\tp50 ms\tp90 ms\tp99 ms\tCPU s/1k\t(sys)\tpeak RSS MiB\t(anon/file)\tstore calls/op\tloadgen CPU s/1k\tstore CPU s/1k\tbackground cores\t")
+	fmt.Fprintln(tw, "scenario\tstore\tusers\tops/s\tok\terrors\tp50 ms\tp90 ms\tp99 ms\tCPU s/1k\t(sys)\tpeak RSS MiB\tpeak anon MiB\t(anon/file at end)\tstore calls/op\tloadgen CPU s/1k\tstore CPU s/1k\tbackground cores\t")
 	for _, r := range append(slices.Clone(rows), ceilings...) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%d\t%s\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t\n",
 			r.Scenario, r.Store, r.Users, r.OpsPerS, r.OK, errString(r.Errors), r.P50, r.P90, r.P99,
-			f(r.CPUPer1000, "%.3f"), f(r.CPUSysPer1000, "%.3f"), f(r.PeakRSSMB, "%.1f"), f(r.RSSAnonMB, "%.0f"), f(r.RSSFileMB, "%.0f"),
+			f(r.CPUPer1000, "%.3f"), f(r.CPUSysPer1000, "%.3f"), f(r.PeakRSSMB, "%.1f"), f(r.PeakAnonMB, "%.1f"), f(r.RSSAnonMB, "%.0f"), f(r.RSSFileMB, "%.0f"),
 			callsString(r.StoreCallsPerOp), f(r.LoadgenCPUPer1000, "%.3f"), f(r.StoreCPUPer1000, "%.3f"), f(r.BackgroundCores, "%.2f"))
 	}
 	tw.Flush()
@@ -432,9 +449,10 @@ func targets(rows []Result) []string {
 				verdict(*r.RatioDynamoCeiling >= 0.80), r.OpsPerS, *r.DynamoCeilingOpsPerS, *r.RatioDynamoCeiling*100))
 		}
 		if r.PeakRSSMB != nil {
-			// 64 MB read as 64 * 10^6 bytes (61.0 MiB), the stricter reading.
-			rss = append(rss, fmt.Sprintf("target peak RSS < 64 MB (%s %s): %s (%.1f MiB)", r.Store, r.Scenario,
-				verdict(*r.PeakRSSMB*1024*1024 < 64e6), *r.PeakRSSMB))
+			// 64 MB read as 64 * 10^6 bytes (61.0 MiB), the stricter reading,
+			// and judged on the whole RSS (VmHWM), mapped file pages included.
+			rss = append(rss, fmt.Sprintf("target peak RSS < 64 MB (%s %s): %s (%.1f MiB total; anonymous peak %s MiB)", r.Store, r.Scenario,
+				verdict(*r.PeakRSSMB*1024*1024 < 64e6), *r.PeakRSSMB, f(r.PeakAnonMB, "%.1f")))
 		}
 		if r.RSSFlat != nil {
 			rss = append(rss, fmt.Sprintf("target RSS flat over the soak (%s): %s (first minute %.1f MiB, last minute %.1f MiB)",

@@ -328,22 +328,32 @@ func getTx(tx *bolt.Tx, id string) (store.Session, error) {
 }
 
 // putTx writes sess and its index entries, replacing those of old if given.
+// Index entries that did not change are not rewritten: a rotation keeps the
+// customer, so it dirties only the session's page and, when the end moved,
+// the expiry index.
 func putTx(tx *bolt.Tx, sess store.Session, old *store.Session) error {
 	v, err := json.Marshal(sess)
 	if err != nil {
 		return fmt.Errorf("encode session: %w", err)
 	}
-	exp := tx.Bucket(bucketExpiry)
-	if old != nil && !old.ExpiresAt.Equal(sess.ExpiresAt) {
-		if err := exp.Delete(expiryKey(old.ExpiresAt, old.ID)); err != nil {
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), v); err != nil {
+		return err
+	}
+	if old == nil || old.CustomerID != sess.CustomerID {
+		if err := tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil); err != nil {
 			return err
 		}
 	}
-	return errors.Join(
-		tx.Bucket(bucketSessions).Put([]byte(sess.ID), v),
-		tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil),
-		exp.Put(expiryKey(sess.ExpiresAt, sess.ID), nil),
-	)
+	if old == nil || !old.ExpiresAt.Equal(sess.ExpiresAt) {
+		exp := tx.Bucket(bucketExpiry)
+		if old != nil {
+			if err := exp.Delete(expiryKey(old.ExpiresAt, old.ID)); err != nil {
+				return err
+			}
+		}
+		return exp.Put(expiryKey(sess.ExpiresAt, sess.ID), nil)
+	}
+	return nil
 }
 
 func deleteTx(tx *bolt.Tx, id string) (store.Session, error) {
