@@ -13,32 +13,12 @@ START_TIME=$SECONDS
 
 log() { printf '[e2e %3ds] %s\n' "$((SECONDS - START_TIME))" "$*"; }
 
-for tool in go node npm curl; do
-  command -v "$tool" >/dev/null || { echo "e2e: $tool is required" >&2; exit 1; }
-done
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  { echo "e2e: Node 20 or newer is required (found $(node --version))" >&2; exit 1; }
+# shellcheck source=../scripts/harness.sh
+source "$ROOT/scripts/harness.sh"
+require_tools e2e
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshauth-e2e.XXXXXX")
 PIDS=() # every process this script started and has not stopped yet
-
-# stop PID [NAME]: SIGTERM, up to 10 s to exit, then SIGKILL.
-stop() {
-  local pid=$1 name=${2:-process} i
-  kill -0 "$pid" 2>/dev/null || { { wait "$pid"; } 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  local status=0
-  { wait "$pid"; } 2>/dev/null || status=$?
-  if ((status != 0)); then log "$name (pid $pid) exited with status $status"; fi
-}
 
 forget() { # forget PID: drop it from PIDS once stopped
   local keep=() p
@@ -56,28 +36,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-
-# wait_until SECONDS PID NAME COMMAND...: run COMMAND every 0.5 s until it
-# succeeds; fail when PID exits or the time is up.
-wait_until() {
-  local limit=$1 pid=$2 name=$3 deadline=$((SECONDS + $1))
-  shift 3
-  until "$@" >/dev/null 2>&1; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "$name exited before it was ready"
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      log "$name was not ready within ${limit}s"
-      return 1
-    fi
-    sleep 0.5
-  done
-}
-
 answers_typename() { # answers_typename URL: the GraphQL endpoint answers { __typename }
   curl -fsS --max-time 5 -H 'content-type: application/json' \
     --data '{"query":"{ __typename }"}' "$1" | grep -q '"__typename":"Query"'
@@ -90,12 +48,6 @@ abort() {
   trap - EXIT
   echo "0 passed, 1 failed"
   exit 1
-}
-
-show_log() { # show_log FILE: the end of a log, to see why something failed
-  echo "----- last lines of $(basename "$1") -----"
-  tail -n 40 "$1" || true
-  echo "-----"
 }
 
 # 1. Node dependencies, exactly as locked. Skipped when node_modules was
