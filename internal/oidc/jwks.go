@@ -22,7 +22,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/meshauth/meshauth/internal/login/upstream"
+	"github.com/meshauth/meshauth/internal/upstream"
 )
 
 // FetchTimeout bounds one JWK Set fetch, whatever the client's own timeout.

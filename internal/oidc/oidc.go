@@ -19,7 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/meshauth/meshauth/internal/login/upstream"
+	"github.com/meshauth/meshauth/internal/upstream"
 )
 
 // Leeway is the clock skew allowed on exp, nbf and iat (OIDC Core 1.0 section

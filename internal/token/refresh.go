@@ -9,10 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"io"
 	"time"
 
-	"golang.org/x/crypto/hkdf"
+	"crypto/hkdf"
 )
 
 // ErrMalformed reports a refresh token that this service did not issue: wrong
@@ -82,8 +81,8 @@ func NewCodec(secret []byte) (*Codec, error) {
 // HKDF-SHA256 (RFC 5869), so that one secret can key several uses without
 // one use's output helping against another's.
 func DeriveKey(secret []byte, purpose string) []byte {
-	k := make([]byte, 32)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte("meshauth "+purpose)), k); err != nil {
+	k, err := hkdf.Key(sha256.New, secret, nil, "meshauth "+purpose, 32)
+	if err != nil {
 		panic(err) // HKDF-SHA256 yields up to 8160 bytes; 32 cannot fail.
 	}
 	return k

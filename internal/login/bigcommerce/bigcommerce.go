@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/login"
-	"github.com/meshauth/meshauth/internal/login/upstream"
+	"github.com/meshauth/meshauth/internal/upstream"
 )
 
 var _ login.Service = (*Provider)(nil)

@@ -14,7 +14,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/meshauth/meshauth/internal/login/upstream"
+	"github.com/meshauth/meshauth/internal/upstream"
 )
 
 func TestReadBody(t *testing.T) {
