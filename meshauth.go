@@ -13,6 +13,7 @@ package meshauth
 
 import (
 	"io"
+	"time"
 
 	"github.com/meshauth/meshauth/internal/login"
 )
@@ -32,11 +33,32 @@ type Identity = login.Identity
 // Clients then see INVALID_CREDENTIALS; any other error shows as UPSTREAM_UNAVAILABLE.
 var ErrInvalidCredentials = login.ErrInvalidCredentials
 
-// Options customise Run.
+// IdentityMapper names the customer of an identity another issuer (Google,
+// Firebase Auth, any OIDC provider) has verified, for exchangeIdentityToken.
+// It returns ErrUnknownCustomer when no customer matches (clients see
+// CUSTOMER_NOT_REGISTERED) and any other error when the platform cannot tell.
+type IdentityMapper = login.IdentityMapper
+
+// External is a verified external identity: issuer, subject and email.
+type External = login.External
+
+// ErrUnknownCustomer is what an IdentityMapper returns when no customer
+// matches a verified external identity.
+var ErrUnknownCustomer = login.ErrUnknownCustomer
+
+// Options customise New and Run.
 type Options struct {
 	// Login, when set, checks credentials instead of the LOGIN_PROVIDER the
 	// environment names.
 	Login LoginService
+	// Mapper names customers for exchangeIdentityToken when Login is set
+	// (often the same value as Login). Nil with Login set turns exchange off:
+	// it answers FORBIDDEN. Without Login, the configured provider's own
+	// mapper is used (static and http have one; bigcommerce has none).
+	Mapper IdentityMapper
+	// Now is the clock of every session rule; time.Now when nil. Tests set
+	// it to move time without waiting.
+	Now func() time.Time
 	// Getenv reads configuration; os.Getenv when nil.
 	Getenv func(string) string
 	// Version is logged at startup.

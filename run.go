@@ -45,12 +45,26 @@ const sweepInterval = time.Minute
 // shutdownGrace is how long in-flight requests may take after SIGTERM.
 const shutdownGrace = 10 * time.Second
 
-// Run reads the configuration from o.Getenv (os.Getenv when nil), builds the
-// service and serves HTTP until ctx is done or the process receives SIGINT or
-// SIGTERM. Then it stops accepting connections, lets requests in flight finish
-// (up to 10 s) and closes the store. It returns configuration and startup
-// errors, all at once where there are several.
-func Run(ctx context.Context, o Options) error {
+// Service is the assembled service: the one wiring every caller uses. Run
+// serves it; tests serve Handler with httptest, configured by the same
+// environment and Options as the binary.
+type Service struct {
+	cfg     config.Config
+	log     *slog.Logger
+	version string
+	handler http.Handler
+	// metrics is the /metrics handler when METRICS_ADDR gives it a listener
+	// of its own; nil when it is served beside the API or off.
+	metrics http.Handler
+	closers []func() error
+}
+
+// New reads the configuration from o.Getenv (os.Getenv when nil) and
+// assembles the service: store, login provider, identity exchange, signer,
+// session rules, limits, metrics, tracing and every HTTP route. It returns
+// configuration and startup errors, all at once where there are several.
+// The caller must Close the Service.
+func New(ctx context.Context, o Options) (_ *Service, err error) {
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -61,121 +75,170 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cfg, err := config.Load(getenv, opts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	metrics := telemetry.New()
-	log := newLogger(cfg, o.LogWriter, metrics)
+	s := &Service{cfg: cfg, log: newLogger(cfg, o.LogWriter, metrics), version: o.Version}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	log := s.log
 	if telemetry.TracingRequested(os.Getenv) {
 		stopTracing, err := telemetry.StartTracing(ctx, o.Version)
 		if err != nil {
-			return fmt.Errorf("OpenTelemetry: %w", err)
+			return nil, fmt.Errorf("OpenTelemetry: %w", err)
 		}
-		defer func() {
+		s.closers = append(s.closers, func() error {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = stopTracing(sctx)
-		}()
+			return stopTracing(sctx)
+		})
 		log.Info("tracing to the OTLP endpoint of the OTEL_* environment")
 	}
 	if used, err := config.EnsureDevSecrets(&cfg); err != nil {
-		return err
+		return nil, err
 	} else if used {
 		log.Warn("development: secrets not set in the environment are kept in DATA_DIR", "file", config.DevSecretsFile)
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	backend, err := openStore(ctx, cfg, log)
+	backend, counters, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer backend.Close()
+	s.closers = append(s.closers, backend.Close)
 	st := metrics.Store(backend)
-	// Login limits are counted where every instance can see them: in
-	// DynamoDB beside the sessions, or in this process for the embedded store.
-	var counters store.Counters = &memory.Counters{}
-	if c, ok := backend.(store.Counters); ok {
-		counters = c
-	}
-	counters = metrics.Counters(counters)
 
-	provider := o.Login
+	// The identity mapper is passed on its own, taken from the provider
+	// before metrics wrap it: a wrapper must never turn exchange off.
+	provider, mapper := o.Login, o.Mapper
 	if provider == nil {
-		if provider, err = loginProvider(cfg); err != nil {
-			return err
+		if provider, mapper, err = loginProvider(cfg); err != nil {
+			return nil, err
 		}
 	}
-	provider = metrics.Login(provider)
 	var idTokens auth.IDTokenVerifier
 	if len(cfg.IDTokens.Issuers) > 0 {
 		v, err := oidc.New(oidc.Options{Issuers: cfg.IDTokens.Issuers, RequireVerifiedEmail: cfg.IDTokens.RequireVerifiedEmail})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		idTokens = auth.OIDC(v)
+		if mapper == nil {
+			log.Warn("identity exchange is configured but the login provider cannot map external identities: exchangeIdentityToken answers FORBIDDEN",
+				"login_provider", cfg.LoginProvider)
+		}
 	}
 	signer, err := newSigner(cfg.JWT)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	codec, err := token.NewCodec(cfg.RefreshSecret)
 	if err != nil {
-		return fmt.Errorf("REFRESH_TOKEN_SECRET: %w", err)
+		return nil, fmt.Errorf("REFRESH_TOKEN_SECRET: %w", err)
+	}
+	var meteredMapper login.IdentityMapper
+	if mapper != nil {
+		meteredMapper = metrics.Mapper(mapper)
 	}
 	svc := auth.New(auth.Options{
 		Rules:     cfg.Rules,
 		DevTools:  cfg.Development(),
-		Provider:  provider,
+		Provider:  metrics.Login(provider),
+		Mapper:    meteredMapper,
 		Sessions:  st,
 		Customers: st,
 		Signer:    signer,
 		Codec:     codec,
+		Now:       o.Now,
 		Log:       log,
 		AuditKey:  token.DeriveKey(cfg.RefreshSecret, "audit email"),
-		Counters:  counters,
+		Counters:  metrics.Counters(counters),
 		Limits:    cfg.LoginLimits,
 		IDTokens:  idTokens,
 	})
-	h := server.Handler(server.Options{
+	gql := graph.NewHandler(graph.Options{
 		Auth:          svc,
 		Log:           log,
-		Playground:    cfg.Development(),
+		DevTools:      cfg.Development(),
 		Introspection: cfg.Introspection,
-		Ready:         st.Ping,
-		Metrics:       metrics,
-		MetricsRoute:  cfg.MetricsAddr == "",
-		MaxBodyBytes:  cfg.HTTP.MaxBodyBytes,
+		Operations:    metrics.Operations(),
 		Limits: graph.Limits{
 			MaxDepth: cfg.HTTP.MaxDepth, MaxAliases: cfg.HTTP.MaxAliases, MaxTokenFields: cfg.HTTP.MaxTokenFields,
 		},
-		MaxComplexity:  cfg.HTTP.MaxComplexity,
-		MaxTokens:      cfg.HTTP.MaxTokens,
+		MaxComplexity: cfg.HTTP.MaxComplexity,
+		MaxTokens:     cfg.HTTP.MaxTokens,
+		Cookie:        cfg.Cookie,
+	})
+	so := server.Options{
+		GraphQL:        gql,
+		Log:            log,
+		Playground:     cfg.Development(),
+		Ready:          st.Ping,
+		JWKS:           signer.JWKS(),
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		CORSOrigins:    cfg.HTTP.CORSOrigins,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
-		Cookie:         graph.RefreshCookie(cfg.Cookie),
-	})
+	}
+	switch cfg.MetricsAddr {
+	case "":
+		so.Metrics = metrics.Handler()
+	case "off":
+	default:
+		s.metrics = metrics.Handler()
+	}
+	s.handler = server.Handler(so)
+	log.Info("meshauth ready", "env", cfg.Env, "store", cfg.Store, "login_provider", cfg.LoginProvider,
+		"jwt_algorithm", signer.Algorithm(), "version", o.Version)
+	return s, nil
+}
+
+// Handler serves every route of the service port: /graphql, health, JWKS,
+// /metrics unless METRICS_ADDR moves it, and GraphiQL in development.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves /metrics when METRICS_ADDR gives metrics a listener
+// of their own; nil otherwise.
+func (s *Service) MetricsHandler() http.Handler { return s.metrics }
+
+// Close releases the store and flushes traces. It is safe to call once.
+func (s *Service) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// Serve listens on PORT (and METRICS_ADDR) and serves until ctx is done or
+// the process receives SIGINT or SIGTERM. Then it stops accepting
+// connections and lets requests in flight finish (up to 10 s).
+func (s *Service) Serve(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, log := s.cfg, s.log
 	timeouts := server.Timeouts{
 		ReadHeader: cfg.HTTP.ReadHeaderTimeout, Read: cfg.HTTP.ReadTimeout,
 		Write: cfg.HTTP.WriteTimeout, Idle: cfg.HTTP.IdleTimeout,
 	}
-
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return err
 	}
-	srv := server.New(ln.Addr().String(), h, log, timeouts)
-	log.Info("meshauth listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", cfg.Store,
-		"login_provider", cfg.LoginProvider, "jwt_algorithm", signer.Algorithm(), "version", o.Version)
+	srv := server.New(ln.Addr().String(), s.handler, log, timeouts)
+	log.Info("meshauth listening", "addr", ln.Addr().String(), "version", s.version)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
+	if s.metrics != nil {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
+			_ = srv.Close()
 			return fmt.Errorf("METRICS_ADDR: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics.Handler())
+		mux.Handle("GET /metrics", s.metrics)
 		msrv := server.New(mln.Addr().String(), mux, log, timeouts)
 		defer msrv.Close()
 		go func() { errc <- msrv.Serve(mln) }()
@@ -195,6 +258,18 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// Run assembles the service with New and serves it until ctx is done or the
+// process receives SIGINT or SIGTERM, then closes it. It returns
+// configuration and startup errors, all at once where there are several.
+func Run(ctx context.Context, o Options) error {
+	s, err := New(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx)
+}
+
 func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
@@ -207,35 +282,44 @@ func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog
 	return slog.New(metrics.LogHandler(h))
 }
 
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
+// openStore opens the configured backend and the counters the login limits
+// use: DynamoDB's own, shared by every instance, or this process's for the
+// single-instance stores.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, error) {
 	switch cfg.Store {
 	case "dynamodb":
 		s, err := openDynamo(ctx, cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if cfg.Dynamo.CreateTable {
 			if err := s.Migrate(ctx); err != nil {
-				return nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
+				return nil, nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
 			}
-			return s, nil
+			return s, s, nil
 		}
 		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) {
 			// Serve anyway: /readyz answers 503 until DynamoDB answers.
 			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
 		} else if err != nil {
-			return nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
+			return nil, nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
 		}
-		return s, nil
+		return s, s, nil
+	case "memory":
+		if !cfg.Development() {
+			log.Warn("STORE=memory: sessions are lost when the process stops")
+		}
+		s := memory.New()
+		return s, s, nil
 	default:
 		s, err := embedded.Open(cfg.DataDir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s.StartSweeper(sweepInterval, time.Now, func(err error) {
 			log.Error("sweep expired sessions", "cause", err.Error())
 		})
-		return s, nil
+		return s, &memory.Counters{}, nil
 	}
 }
 
@@ -264,23 +348,43 @@ func Migrate(ctx context.Context, getenv func(string) string) error {
 	return s.Migrate(ctx)
 }
 
-func loginProvider(cfg config.Config) (login.Service, error) {
+// loginProvider returns the configured login provider and, for the
+// providers that can name the customer of an external identity, the same
+// provider as an IdentityMapper.
+func loginProvider(cfg config.Config) (login.Service, login.IdentityMapper, error) {
 	switch cfg.LoginProvider {
 	case "http":
-		return httplogin.New(httplogin.Options{
+		p, err := httplogin.New(httplogin.Options{
 			URL: cfg.HTTPLogin.URL, HeaderName: cfg.HTTPLogin.HeaderName, HeaderValue: cfg.HTTPLogin.HeaderValue,
 			Timeout: cfg.LoginTimeout,
 		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, p, nil
 	case "bigcommerce":
 		b := cfg.BigCommerce
-		return bigcommerce.New(bigcommerce.Options{
+		p, err := bigcommerce.New(bigcommerce.Options{
 			StoreHash: b.StoreHash, XAuthToken: b.XAuthToken, ChannelID: b.ChannelID,
 			GraphQLURL: b.GraphQLURL, APIBase: b.APIBase, Timeout: cfg.LoginTimeout,
 		})
+		return p, nil, err
 	}
+	var p *static.Provider
+	var err error
 	if cfg.StaticUsersFile != "" {
-		return static.Load(cfg.StaticUsersFile)
+		p, err = static.Load(cfg.StaticUsersFile)
+	} else {
+		p, err = demoProvider()
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, p, nil
+}
+
+// demoProvider is the development default: one demo user.
+func demoProvider() (*static.Provider, error) {
 	hash, err := static.HashPassword(demoPassword)
 	if err != nil {
 		return nil, err

@@ -3,18 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net/http/httptest"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth"
 	"github.com/meshauth/meshauth/internal/login"
-	"github.com/meshauth/meshauth/internal/server"
+	"github.com/meshauth/meshauth/internal/servicetest"
 	"github.com/meshauth/meshauth/internal/store"
-	"github.com/meshauth/meshauth/internal/store/embedded"
+	"github.com/meshauth/meshauth/internal/store/dynamo"
 	"github.com/meshauth/meshauth/internal/token"
 )
 
@@ -28,33 +28,35 @@ func (stubLogin) Login(_ context.Context, email, password string) (login.Identit
 	return login.Identity{CustomerID: customerIDFor(email)}, nil
 }
 
-// startTestService serves the real GraphQL handler and auth service, in
-// this process, on the embedded store, with the given reuse interval.
-func startTestService(t *testing.T, reuse time.Duration) (*target, *embedded.Store, *token.Codec) {
+// startTestService runs the service through the one wiring (meshauth.New)
+// on a new table in DynamoDB Local, as the soak does, with the given reuse
+// interval, and returns a second client of that table for the checks.
+func startTestService(t *testing.T, reuse time.Duration) (*target, *dynamo.Store, *token.Codec) {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
+	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./bench/")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	table := "meshauth-soak-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	refreshSecret := strings.Repeat("r", 32)
+	svc := servicetest.Start(t, map[string]string{
+		"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": dynamoRegion,
+		"DYNAMO_DB_AUTH_TABLE": table, "DYNAMO_DB_CREATE_TABLE": "true",
+		"REFRESH_TOKEN_SECRET": refreshSecret, "LOG_LEVEL": "error",
+		"REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS": strconv.Itoa(int(reuse / time.Second)),
+		"LOGIN_LIMIT_ACCOUNT":                     "off", "LOGIN_LIMIT_IP": "off",
+	}, meshauth.Options{Login: stubLogin{}, LogWriter: io.Discard, Now: time.Now})
+	st, err := newDynamoStore(t.Context(), endpoint, table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	codec, err := token.NewCodec([]byte(strings.Repeat("r", 32)))
+	codec, err := token.NewCodec([]byte(refreshSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := token.NewHS256([]byte(strings.Repeat("j", 32)), "meshauth", "meshauth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 24 * time.Hour, ReuseInterval: reuse},
-		Provider: stubLogin{},
-		Sessions: st, Customers: st,
-		Signer: signer, Codec: codec,
-		AuditKey: []byte(strings.Repeat("a", 32)),
-	})
-	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: slog.New(slog.DiscardHandler)}))
-	t.Cleanup(srv.Close)
-	tg := newTarget(srv.URL+"/graphql", 64)
+	tg := newTarget(svc.URL+"/graphql", 64)
 	t.Cleanup(tg.close)
 	return tg, st, codec
 }

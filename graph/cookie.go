@@ -6,19 +6,13 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/config"
 )
 
-// RefreshCookie configures the HttpOnly refresh-token cookie
+// refreshCookie is the HttpOnly refresh-token cookie mode
 // (REFRESH_TOKEN_COOKIE) for web storefronts: the refresh token is kept out
-// of JavaScript's reach. A zero RefreshCookie is off.
-type RefreshCookie struct {
-	Enabled  bool
-	Name     string
-	Path     string
-	Domain   string
-	Secure   bool
-	SameSite http.SameSite
-}
+// of JavaScript's reach. Its settings are config.Cookie's; a zero value is off.
+type refreshCookie config.Cookie
 
 // CSRFHeader must be present on requests whose refresh token comes from the
 // cookie. A cross-site form cannot set it, and a cross-site script can only
@@ -40,7 +34,7 @@ func WithHTTP(ctx context.Context, w http.ResponseWriter, r *http.Request) conte
 
 // refreshToken is the argument, or in cookie mode and without one, the
 // cookie's token, provided the request passes the CSRF check.
-func (c RefreshCookie) refreshToken(ctx context.Context, arg *string) (string, error) {
+func (c refreshCookie) refreshToken(ctx context.Context, arg *string) (string, error) {
 	if arg != nil && *arg != "" {
 		return *arg, nil
 	}
@@ -59,14 +53,14 @@ func (c RefreshCookie) refreshToken(ctx context.Context, arg *string) (string, e
 }
 
 // set puts a freshly issued refresh token in the cookie, in cookie mode.
-func (c RefreshCookie) set(ctx context.Context, t auth.Tokens) {
+func (c refreshCookie) set(ctx context.Context, t auth.Tokens) {
 	c.write(ctx, t.Refresh, t.RefreshExpiresAt)
 }
 
 // clear removes the cookie, in cookie mode.
-func (c RefreshCookie) clear(ctx context.Context) { c.write(ctx, "", time.Time{}) }
+func (c refreshCookie) clear(ctx context.Context) { c.write(ctx, "", time.Time{}) }
 
-func (c RefreshCookie) write(ctx context.Context, value string, expires time.Time) {
+func (c refreshCookie) write(ctx context.Context, value string, expires time.Time) {
 	x, ok := ctx.Value(httpKey{}).(exchange)
 	if !c.Enabled || !ok {
 		return

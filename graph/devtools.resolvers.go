@@ -13,7 +13,7 @@ import (
 
 // UpdateUserAuth is the resolver for the updateUserAuth field.
 func (r *mutationResolver) UpdateUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.UpdateUserAuth, error) {
-	ok, err := r.Auth.DevExtendSession(ctx, deref(userID), deref(refreshToken))
+	ok, err := r.auth.DevExtendSession(ctx, deref(userID), deref(refreshToken))
 	if err != nil {
 		return nil, err
 	}
@@ -22,7 +22,7 @@ func (r *mutationResolver) UpdateUserAuth(ctx context.Context, userID *string, r
 
 // RemoveUserAuth is the resolver for the removeUserAuth field.
 func (r *mutationResolver) RemoveUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.RemoveUserAuth, error) {
-	s, err := r.Auth.DevRemoveSession(ctx, deref(userID), deref(refreshToken))
+	s, err := r.auth.DevRemoveSession(ctx, deref(userID), deref(refreshToken))
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (r *mutationResolver) RemoveUserAuth(ctx context.Context, userID *string, r
 
 // RemoveAllUserAuthItems is the resolver for the removeAllUserAuthItems field.
 func (r *mutationResolver) RemoveAllUserAuthItems(ctx context.Context, userID *string) (*model.RemoveAllUserAuthItems, error) {
-	if _, err := r.Auth.DevRemoveAllSessions(ctx, deref(userID)); err != nil {
+	if _, err := r.auth.DevRemoveAllSessions(ctx, deref(userID)); err != nil {
 		return nil, err
 	}
 	return &model.RemoveAllUserAuthItems{Success: ptr(true)}, nil
@@ -43,7 +43,7 @@ func (r *mutationResolver) RemoveAllUserAuthItems(ctx context.Context, userID *s
 
 // GetUserAuth is the resolver for the getUserAuth field.
 func (r *queryResolver) GetUserAuth(ctx context.Context, userID *string, refreshToken *string) (*model.GetAuthUser, error) {
-	s, err := r.Auth.DevGetSession(ctx, deref(userID), deref(refreshToken))
+	s, err := r.auth.DevGetSession(ctx, deref(userID), deref(refreshToken))
 	if err != nil || s == nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (r *queryResolver) GetUserAuth(ctx context.Context, userID *string, refresh
 
 // GetAllAuthItemsByID is the resolver for the getAllAuthItemsById field.
 func (r *queryResolver) GetAllAuthItemsByID(ctx context.Context, userID *string) ([]*model.GetAuthUser, error) {
-	list, err := r.Auth.DevListSessions(ctx, deref(userID))
+	list, err := r.auth.DevListSessions(ctx, deref(userID))
 	if err != nil {
 		return nil, err
 	}

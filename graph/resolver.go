@@ -13,8 +13,8 @@ import (
 
 // Resolver holds the dependencies of the GraphQL resolvers.
 type Resolver struct {
-	Auth   *auth.Service
-	Cookie RefreshCookie
+	auth   *auth.Service
+	cookie refreshCookie
 }
 
 func customerToken(t auth.Tokens) *model.CustomerToken {

@@ -14,54 +14,54 @@ import (
 
 // Sessions is the resolver for the sessions field.
 func (r *customerResolver) Sessions(ctx context.Context, obj *model.Customer) ([]*model.CustomerSession, error) {
-	list, err := r.Auth.SessionsOf(ctx, obj.ID)
+	list, err := r.auth.SessionsOf(ctx, obj.ID)
 	return customerSessions(list), err
 }
 
 // GenerateCustomerToken is the resolver for the generateCustomerToken field.
 func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email string, password string, rememberMe *bool) (*model.CustomerToken, error) {
-	t, err := r.Auth.Login(ctx, email, password, rememberMe != nil && *rememberMe)
+	t, err := r.auth.Login(ctx, email, password, rememberMe != nil && *rememberMe)
 	if err != nil {
 		return nil, err
 	}
-	r.Cookie.set(ctx, t)
+	r.cookie.set(ctx, t)
 	return customerToken(t), nil
 }
 
 // RefreshCustomerToken is the resolver for the refreshCustomerToken field.
 func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToken *string) (*model.CustomerToken, error) {
-	rt, err := r.Cookie.refreshToken(ctx, refreshToken)
+	rt, err := r.cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
-	t, err := r.Auth.Refresh(ctx, rt)
+	t, err := r.auth.Refresh(ctx, rt)
 	if err != nil {
 		return nil, err
 	}
-	r.Cookie.set(ctx, t)
+	r.cookie.set(ctx, t)
 	return customerToken(t), nil
 }
 
 // RevokeCustomerToken is the resolver for the revokeCustomerToken field.
 func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken *string) (*model.RevokeCustomerTokenOutput, error) {
-	rt, err := r.Cookie.refreshToken(ctx, refreshToken)
+	rt, err := r.cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Auth.Revoke(ctx, rt); err != nil {
+	if err := r.auth.Revoke(ctx, rt); err != nil {
 		return nil, err
 	}
-	r.Cookie.clear(ctx)
+	r.cookie.clear(ctx)
 	return &model.RevokeCustomerTokenOutput{Result: true}, nil
 }
 
 // ExchangeIdentityToken is the resolver for the exchangeIdentityToken field.
 func (r *mutationResolver) ExchangeIdentityToken(ctx context.Context, idToken string, rememberMe *bool) (*model.CustomerToken, error) {
-	t, err := r.Auth.Exchange(ctx, idToken, rememberMe != nil && *rememberMe)
+	t, err := r.auth.Exchange(ctx, idToken, rememberMe != nil && *rememberMe)
 	if err != nil {
 		return nil, err
 	}
-	r.Cookie.set(ctx, t)
+	r.cookie.set(ctx, t)
 	return customerToken(t), nil
 }
 
@@ -71,17 +71,17 @@ func (r *mutationResolver) RevokeCustomerSessions(ctx context.Context, scope mod
 	if scope == model.SessionScopeAll {
 		s = auth.ScopeAll
 	}
-	return r.Auth.RevokeSessions(ctx, s)
+	return r.auth.RevokeSessions(ctx, s)
 }
 
 // RevokeCustomerSession is the resolver for the revokeCustomerSession field.
 func (r *mutationResolver) RevokeCustomerSession(ctx context.Context, id string) (bool, error) {
-	return r.Auth.RevokeSession(ctx, id)
+	return r.auth.RevokeSession(ctx, id)
 }
 
 // CustomerSessions is the resolver for the customerSessions field.
 func (r *queryResolver) CustomerSessions(ctx context.Context) ([]*model.CustomerSession, error) {
-	list, err := r.Auth.CustomerSessions(ctx)
+	list, err := r.auth.CustomerSessions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (r *queryResolver) CustomerSessions(ctx context.Context) ([]*model.Customer
 
 // Customer is the resolver for the customer field.
 func (r *queryResolver) Customer(ctx context.Context) (*model.CurrentCustomer, error) {
-	id, err := r.Auth.Whoami(ctx)
+	id, err := r.auth.Whoami(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,14 @@ type Options struct {
 	// one address can be correlated without the log holding the address,
 	// and the hashes that name login-limit counters.
 	AuditKey []byte
-	// IDTokens verifies ID tokens for Exchange; nil turns exchange off.
+	// IDTokens verifies ID tokens for Exchange; with Mapper nil, or this nil,
+	// exchange is off.
 	IDTokens IDTokenVerifier
+	// Mapper names the customer of a verified external identity for
+	// Exchange. It is a dependency of its own, not something read off
+	// Provider, so that wrapping the provider (for metrics, say) cannot
+	// silently turn exchange off.
+	Mapper login.IdentityMapper
 	// Counters count login attempts for Limits; nil turns the limits off.
 	Counters store.Counters
 	Limits   Limits
@@ -75,7 +81,7 @@ type Options struct {
 
 // Service runs the session flows. It is safe for concurrent use.
 type Service struct {
-	Options
+	o        Options
 	verifier *token.Signer // Signer on the Service's clock
 }
 
@@ -87,7 +93,7 @@ func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{Options: o, verifier: o.Signer.WithClock(o.Now)}
+	return &Service{o: o, verifier: o.Signer.WithClock(o.Now)}
 }
 
 // Tokens is what login and refresh return.
@@ -126,12 +132,12 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 		return Tokens{}, badInput("password must be 1 to 1024 bytes.")
 	}
 	emailHash := s.emailHash(email)
-	now := s.Now()
+	now := s.o.Now()
 	limits := s.limitKeys(email, clientFrom(ctx).IP, now)
 	if err := s.acquireAttempt(ctx, limits, now, emailHash); err != nil {
 		return Tokens{}, err
 	}
-	id, err := s.Provider.Login(ctx, email, password)
+	id, err := s.o.Provider.Login(ctx, email, password)
 	if errors.Is(err, login.ErrInvalidCredentials) {
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "invalid_credentials"))
 		return Tokens{}, fail(CodeInvalidCredentials, nil)
@@ -178,15 +184,15 @@ func (s *Service) startSession(ctx context.Context, id login.Identity, remember 
 			return store.Session{}, token.Refresh{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider claims: %w", err))
 		}
 	}
-	ttl := s.Rules.IdleTTL
+	ttl := s.o.Rules.IdleTTL
 	if remember {
-		ttl = s.Rules.RememberTTL
+		ttl = s.o.Rules.RememberTTL
 	}
 	sid, err := token.NewSessionID()
 	if err != nil {
 		return store.Session{}, token.Refresh{}, fail(CodeInternal, err)
 	}
-	rt, err := s.Codec.Issue(sid, now, s.capped(now, now.Add(ttl)))
+	rt, err := s.o.Codec.Issue(sid, now, s.capped(now, now.Add(ttl)))
 	if err != nil {
 		return store.Session{}, token.Refresh{}, fail(CodeInternal, err)
 	}
@@ -194,7 +200,7 @@ func (s *Service) startSession(ctx context.Context, id login.Identity, remember 
 	sess := store.Session{
 		ID:          sid,
 		CustomerID:  id.CustomerID,
-		TokenHash:   s.Codec.Hash(rt),
+		TokenHash:   s.o.Codec.Hash(rt),
 		CreatedAt:   rt.Created,
 		RefreshedAt: now,
 		ExpiresAt:   rt.Expires,
@@ -203,7 +209,7 @@ func (s *Service) startSession(ctx context.Context, id login.Identity, remember 
 		UserAgent:   truncate(c.UserAgent, 512),
 		IP:          c.IP,
 	}
-	if err := s.Sessions.Create(ctx, sess); err != nil {
+	if err := s.o.Sessions.Create(ctx, sess); err != nil {
 		return store.Session{}, token.Refresh{}, s.storeFailure("create session", err)
 	}
 	return sess, rt, nil
@@ -235,16 +241,16 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if refreshToken == "" {
 		return Tokens{}, badInput("refresh_token is required.")
 	}
-	rt, err := s.Codec.Parse(refreshToken)
+	rt, err := s.o.Codec.Parse(refreshToken)
 	if err != nil {
 		return Tokens{}, fail(CodeInvalidRefreshToken, err)
 	}
-	now := s.Now()
-	presented := s.Codec.Hash(rt)
-	next := s.Codec.Next(rt, s.capped(rt.Created, maxTime(rt.Expires, now.Add(s.Rules.IdleTTL))))
-	sess, err := s.Sessions.Rotate(ctx, rt.SessionID, store.Rotation{
+	now := s.o.Now()
+	presented := s.o.Codec.Hash(rt)
+	next := s.o.Codec.Next(rt, s.capped(rt.Created, maxTime(rt.Expires, now.Add(s.o.Rules.IdleTTL))))
+	sess, err := s.o.Sessions.Rotate(ctx, rt.SessionID, store.Rotation{
 		From:      presented,
-		To:        s.Codec.Hash(next),
+		To:        s.o.Codec.Hash(next),
 		Now:       now,
 		ExpiresAt: next.Expires,
 	})
@@ -267,9 +273,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		// clock disagree about expiry. Never treat the current token as reuse.
 		return Tokens{}, fail(CodeSessionExpired, errors.New("rotation of the current token refused"))
 	}
-	if hmac.Equal(sess.PrevTokenHash, presented) && now.Sub(sess.RotatedAt) <= s.Rules.ReuseInterval {
-		current := s.Codec.Next(rt, sess.ExpiresAt)
-		if !hmac.Equal(s.Codec.Hash(current), sess.TokenHash) {
+	if hmac.Equal(sess.PrevTokenHash, presented) && now.Sub(sess.RotatedAt) <= s.o.Rules.ReuseInterval {
+		current := s.o.Codec.Next(rt, sess.ExpiresAt)
+		if !hmac.Equal(s.o.Codec.Hash(current), sess.TokenHash) {
 			// The session's expiry was changed without a rotation (a development
 			// tool did it): the successor cannot be recomputed, so the caller
 			// must log in again, but nothing was stolen.
@@ -278,10 +284,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		s.audit(ctx, "refresh.grace", slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID))
 		return s.tokens(sess, current, now)
 	}
-	if _, err := s.Sessions.Delete(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.o.Sessions.Delete(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Tokens{}, s.storeFailure("revoke reused session", err)
 	}
-	s.Log.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "refresh.reuse_detected"),
+	s.o.Log.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "refresh.reuse_detected"),
 		slog.String("customer_id", sess.CustomerID), slog.String("session_id", sess.ID), slog.String("ip", clientFrom(ctx).IP))
 	return Tokens{}, fail(CodeRefreshTokenReused, nil)
 }
@@ -292,11 +298,11 @@ func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
 	if refreshToken == "" {
 		return badInput("refresh_token is required.")
 	}
-	rt, err := s.Codec.Parse(refreshToken)
+	rt, err := s.o.Codec.Parse(refreshToken)
 	if err != nil {
 		return &Error{Code: CodeBadUserInput, Detail: "refresh_token is malformed.", Cause: err}
 	}
-	sess, err := s.Sessions.Delete(ctx, rt.SessionID)
+	sess, err := s.o.Sessions.Delete(ctx, rt.SessionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
@@ -316,11 +322,11 @@ func (s *Service) tokens(sess store.Session, rt token.Refresh, now time.Time) (T
 			return Tokens{}, fail(CodeInternal, fmt.Errorf("decode session claims: %w", err))
 		}
 	}
-	exp := now.Add(s.Rules.AccessTTL)
+	exp := now.Add(s.o.Rules.AccessTTL)
 	if sess.ExpiresAt.Before(exp) {
 		exp = sess.ExpiresAt
 	}
-	access, err := s.Signer.Sign(token.Claims{
+	access, err := s.o.Signer.Sign(token.Claims{
 		CustomerID:    sess.CustomerID,
 		SessionID:     sess.ID,
 		RefreshExpiry: rt.Expires,
@@ -336,8 +342,8 @@ func (s *Service) tokens(sess store.Session, rt token.Refresh, now time.Time) (T
 
 // capped applies MaxLifetime to a session that started at created.
 func (s *Service) capped(created, expires time.Time) time.Time {
-	if s.Rules.MaxLifetime > 0 {
-		if limit := created.Add(s.Rules.MaxLifetime); limit.Before(expires) {
+	if s.o.Rules.MaxLifetime > 0 {
+		if limit := created.Add(s.o.Rules.MaxLifetime); limit.Before(expires) {
 			return limit
 		}
 	}
@@ -352,12 +358,12 @@ func (s *Service) storeFailure(op string, err error) *Error {
 }
 
 func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+	s.o.Log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event)}, attrs...)...)
 }
 
 // emailHash is the first 128 bits of HMAC-SHA256(AuditKey, normalized email), in hex.
 func (s *Service) emailHash(email string) string {
-	m := hmac.New(sha256.New, s.AuditKey)
+	m := hmac.New(sha256.New, s.o.AuditKey)
 	m.Write([]byte(login.NormalizeEmail(email)))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }

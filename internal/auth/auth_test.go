@@ -14,7 +14,7 @@ import (
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/login"
 	"github.com/meshauth/meshauth/internal/store"
-	"github.com/meshauth/meshauth/internal/store/embedded"
+	"github.com/meshauth/meshauth/internal/store/memory"
 	"github.com/meshauth/meshauth/internal/token"
 )
 
@@ -68,7 +68,7 @@ func (p *provider) Login(_ context.Context, e, pw string) (login.Identity, error
 type fixture struct {
 	svc    *auth.Service
 	clock  *clock
-	store  *embedded.Store
+	store  *memory.Store
 	codec  *token.Codec
 	signer *token.Signer
 	login  *provider
@@ -77,11 +77,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, mods ...func(*auth.Options)) *fixture {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := memory.New()
 	codec, err := token.NewCodec(refreshSecret)
 	if err != nil {
 		t.Fatal(err)

@@ -72,11 +72,11 @@ type SessionInfo struct {
 // and UNAUTHENTICATED when p's own session is not among them: an access token
 // of a session that has ended cannot manage the others.
 func (s *Service) liveSessions(ctx context.Context, p Principal) ([]store.Session, error) {
-	all, err := s.Customers.ListByCustomer(ctx, p.CustomerID)
+	all, err := s.o.Customers.ListByCustomer(ctx, p.CustomerID)
 	if err != nil {
 		return nil, s.storeFailure("list sessions", err)
 	}
-	now := s.Now()
+	now := s.o.Now()
 	live := all[:0]
 	current := false
 	for _, sess := range all {
@@ -158,7 +158,7 @@ func (s *Service) RevokeSessions(ctx context.Context, scope Scope) (int, error) 
 		if scope == ScopeOthers && sess.ID == p.SessionID {
 			continue
 		}
-		if _, err := s.Sessions.Delete(ctx, sess.ID); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.o.Sessions.Delete(ctx, sess.ID); errors.Is(err, store.ErrNotFound) {
 			continue
 		} else if err != nil {
 			return n, s.storeFailure("revoke sessions", err)
@@ -184,7 +184,7 @@ func (s *Service) RevokeSession(ctx context.Context, id string) (bool, error) {
 	if !slices.ContainsFunc(live, func(sess store.Session) bool { return sess.ID == id }) {
 		return false, nil
 	}
-	if _, err := s.Sessions.Delete(ctx, id); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.o.Sessions.Delete(ctx, id); errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	} else if err != nil {
 		return false, s.storeFailure("revoke session", err)

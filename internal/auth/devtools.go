@@ -25,7 +25,7 @@ func view(s store.Session) StoredSession {
 // devTool refuses the development-only operations outside development,
 // before any store access, and checks the customer id they all take.
 func (s *Service) devTool(customerID string) error {
-	if !s.DevTools {
+	if !s.o.DevTools {
 		return fail(CodeForbidden, nil)
 	}
 	if customerID == "" {
@@ -40,11 +40,11 @@ func (s *Service) devSession(ctx context.Context, customerID, refreshToken strin
 	if err := s.devTool(customerID); err != nil {
 		return store.Session{}, err
 	}
-	rt, err := s.Codec.Parse(refreshToken)
+	rt, err := s.o.Codec.Parse(refreshToken)
 	if err != nil {
 		return store.Session{}, &Error{Code: CodeBadUserInput, Detail: "refresh_token is missing or malformed.", Cause: err}
 	}
-	sess, err := s.Sessions.Get(ctx, rt.SessionID)
+	sess, err := s.o.Sessions.Get(ctx, rt.SessionID)
 	if err != nil {
 		return sess, err
 	}
@@ -73,7 +73,7 @@ func (s *Service) DevListSessions(ctx context.Context, customerID string) ([]Sto
 	if err := s.devTool(customerID); err != nil {
 		return nil, err
 	}
-	list, err := s.Customers.ListByCustomer(ctx, customerID)
+	list, err := s.o.Customers.ListByCustomer(ctx, customerID)
 	if err != nil {
 		return nil, s.storeFailure("list sessions", err)
 	}
@@ -91,11 +91,11 @@ func (s *Service) DevListSessions(ctx context.Context, customerID string) ([]Sto
 func (s *Service) DevExtendSession(ctx context.Context, customerID, refreshToken string) (bool, error) {
 	sess, err := s.devSession(ctx, customerID, refreshToken)
 	if err == nil {
-		ttl := s.Rules.IdleTTL
+		ttl := s.o.Rules.IdleTTL
 		if sess.RememberMe {
-			ttl = s.Rules.RememberTTL
+			ttl = s.o.Rules.RememberTTL
 		}
-		_, err = s.Sessions.Extend(ctx, sess.ID, s.capped(sess.CreatedAt, s.Now().Add(ttl)))
+		_, err = s.o.Sessions.Extend(ctx, sess.ID, s.capped(sess.CreatedAt, s.o.Now().Add(ttl)))
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -111,7 +111,7 @@ func (s *Service) DevExtendSession(ctx context.Context, customerID, refreshToken
 func (s *Service) DevRemoveSession(ctx context.Context, customerID, refreshToken string) (*StoredSession, error) {
 	sess, err := s.devSession(ctx, customerID, refreshToken)
 	if err == nil {
-		sess, err = s.Sessions.Delete(ctx, sess.ID)
+		sess, err = s.o.Sessions.Delete(ctx, sess.ID)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -129,7 +129,7 @@ func (s *Service) DevRemoveAllSessions(ctx context.Context, customerID string) (
 	if err := s.devTool(customerID); err != nil {
 		return 0, err
 	}
-	n, err := s.Customers.DeleteByCustomer(ctx, customerID)
+	n, err := s.o.Customers.DeleteByCustomer(ctx, customerID)
 	if err != nil {
 		return n, s.storeFailure("remove sessions", err)
 	}

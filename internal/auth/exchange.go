@@ -37,22 +37,21 @@ const maxIDTokenLen = 16 << 10
 // issues tokens exactly as a password login does. Failed exchanges use up
 // the address's login limit like failed logins.
 func (s *Service) Exchange(ctx context.Context, idToken string, remember bool) (Tokens, error) {
-	if s.IDTokens == nil {
+	if s.o.IDTokens == nil {
 		return Tokens{}, &Error{Code: CodeForbidden, Detail: "Identity exchange is not configured."}
 	}
-	mapper, ok := s.Provider.(login.IdentityMapper)
-	if !ok {
+	if s.o.Mapper == nil {
 		return Tokens{}, &Error{Code: CodeForbidden, Detail: "The login provider cannot map external identities."}
 	}
 	if idToken == "" || len(idToken) > maxIDTokenLen {
 		return Tokens{}, badInput("id_token must be 1 to 16384 bytes.")
 	}
-	now := s.Now()
+	now := s.o.Now()
 	limits := s.limitKeys("", clientFrom(ctx).IP, now)
 	if err := s.acquireAttempt(ctx, limits, now, ""); err != nil {
 		return Tokens{}, err
 	}
-	ext, err := s.IDTokens.Verify(ctx, idToken)
+	ext, err := s.o.IDTokens.Verify(ctx, idToken)
 	switch {
 	case errors.Is(err, ErrIDTokenEmailUnverified):
 		s.audit(ctx, "exchange.failed", slog.String("reason", "email_not_verified"))
@@ -65,7 +64,7 @@ func (s *Service) Exchange(ctx context.Context, idToken string, remember bool) (
 	if err != nil {
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("ID token keys: %w", err))
 	}
-	id, err := mapper.MapIdentity(ctx, ext)
+	id, err := s.o.Mapper.MapIdentity(ctx, ext)
 	switch {
 	case errors.Is(err, login.ErrUnknownCustomer):
 		s.audit(ctx, "exchange.failed", slog.String("reason", "customer_not_registered"), slog.String("issuer", ext.Issuer))

@@ -45,7 +45,7 @@ func (s *Service) limitKeys(email, ip string, now time.Time) []limitKey {
 		if subject == "" {
 			return
 		}
-		m := hmac.New(sha256.New, s.AuditKey)
+		m := hmac.New(sha256.New, s.o.AuditKey)
 		m.Write([]byte(scope + "\x00" + subject))
 		h := hex.EncodeToString(m.Sum(nil)[:16])
 		for _, w := range windows {
@@ -60,8 +60,8 @@ func (s *Service) limitKeys(email, ip string, now time.Time) []limitKey {
 			}})
 		}
 	}
-	add("account", login.NormalizeEmail(email), s.Limits.Account)
-	add("ip", ipPrefix(ip), s.Limits.IP)
+	add("account", login.NormalizeEmail(email), s.o.Limits.Account)
+	add("ip", ipPrefix(ip), s.o.Limits.IP)
 	return keys
 }
 
@@ -72,14 +72,14 @@ func (s *Service) limitKeys(email, ip string, now time.Time) []limitKey {
 // ends. The caller gives the attempt back (releaseAttempt) unless the
 // credentials were rejected: only failed logins use up a limit.
 func (s *Service) acquireAttempt(ctx context.Context, keys []limitKey, now time.Time, emailHash string) error {
-	if s.Counters == nil || len(keys) == 0 {
+	if s.o.Counters == nil || len(keys) == 0 {
 		return nil
 	}
 	limits := make([]store.Limit, len(keys))
 	for i, k := range keys {
 		limits[i] = k.Limit
 	}
-	full, err := s.Counters.Acquire(ctx, limits)
+	full, err := s.o.Counters.Acquire(ctx, limits)
 	if err != nil {
 		return s.storeFailure("count login attempt", err)
 	}
@@ -99,15 +99,15 @@ func (s *Service) acquireAttempt(ctx context.Context, keys []limitKey, now time.
 
 // releaseAttempt gives back an attempt that did not fail on its credentials.
 func (s *Service) releaseAttempt(ctx context.Context, keys []limitKey) {
-	if s.Counters == nil || len(keys) == 0 {
+	if s.o.Counters == nil || len(keys) == 0 {
 		return
 	}
 	limits := make([]store.Limit, len(keys))
 	for i, k := range keys {
 		limits[i] = k.Limit
 	}
-	if err := s.Counters.Release(context.WithoutCancel(ctx), limits); err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelWarn, "login attempt not released", slog.String("cause", err.Error()))
+	if err := s.o.Counters.Release(context.WithoutCancel(ctx), limits); err != nil {
+		s.o.Log.LogAttrs(ctx, slog.LevelWarn, "login attempt not released", slog.String("cause", err.Error()))
 	}
 }
 

@@ -35,7 +35,7 @@ type Config struct {
 	Port    int
 	DataDir string
 
-	Store  string // embedded | dynamodb
+	Store  string // embedded | dynamodb | memory
 	Dynamo Dynamo
 
 	LoginProvider   string // static | http | bigcommerce, or custom when the program supplies its own
@@ -321,7 +321,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		}
 	}
 
-	c.Store = r.oneOf("STORE", "embedded", "embedded", "dynamodb")
+	c.Store = r.oneOf("STORE", "embedded", "embedded", "dynamodb", "memory")
 	c.Dynamo = Dynamo{
 		Table:       r.str("DYNAMO_DB_AUTH_TABLE", ""),
 		Region:      r.str("DYNAMO_DB_REGION", r.str("DYNAMO_DB__REGION", "")),

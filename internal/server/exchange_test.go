@@ -14,11 +14,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/meshauth/meshauth/internal/auth"
-	"github.com/meshauth/meshauth/internal/login/httplogin"
-	"github.com/meshauth/meshauth/internal/oidc"
-	"github.com/meshauth/meshauth/internal/server"
 )
 
 // issuer is a local OIDC issuer: it serves its JWKS and signs ID tokens.
@@ -60,13 +55,9 @@ func (i *issuer) token(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-func (i *issuer) verifier(t *testing.T) auth.IDTokenVerifier {
-	t.Helper()
-	v, err := oidc.New(oidc.Options{Issuers: []oidc.Issuer{{Issuer: i.srv.URL, JWKSURL: i.srv.URL + "/jwks", Audiences: []string{"shop"}}}, RequireVerifiedEmail: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auth.OIDC(v)
+// config is the OIDC_ISSUERS value that trusts this issuer for audience "shop".
+func (i *issuer) config() string {
+	return `[{"issuer": "` + i.srv.URL + `", "jwks_url": "` + i.srv.URL + `/jwks", "audiences": ["shop"]}]`
 }
 
 const exchangeQ = `mutation($t: String!) { exchangeIdentityToken(id_token: $t, remember_me: true) { token refresh_token refresh_token_expires_at } }`
@@ -75,10 +66,9 @@ const exchangeQ = `mutation($t: String!) { exchangeIdentityToken(id_token: $t, r
 // exactly as a password login gives them; everything else gets its code.
 func TestExchangeIdentityToken(t *testing.T) {
 	iss := newIssuer(t)
-	e := startCustom(t, func(ao *auth.Options, _ *server.Options) {
-		ao.Provider = rolesUsers() // static users: root@example.com is customer 9, an ADMIN
-		ao.IDTokens = iss.verifier(t)
-	})
+	// static users: root@example.com is customer 9, an ADMIN
+	roles := rolesUsers()
+	e := startCustom(t, options{login: roles, mapper: roles, env: map[string]string{"OIDC_ISSUERS": iss.config()}})
 	ok := iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": true})
 	p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": ok}, nil), "exchangeIdentityToken")
 	claims := decodePayload(t, p.Token)
@@ -137,11 +127,9 @@ func TestExchangeThroughTheHTTPProvider(t *testing.T) {
 		_, _ = io.WriteString(w, `{"customer_id": 555, "role": "USER", "status": "UNREGISTERED"}`)
 	}))
 	defer platform.Close()
-	p, err := httplogin.New(httplogin.Options{URL: platform.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := startCustom(t, func(ao *auth.Options, _ *server.Options) { ao.Provider = p; ao.IDTokens = iss.verifier(t) })
+	e := startCustom(t, options{configuredLogin: true, env: map[string]string{
+		"LOGIN_PROVIDER": "http", "LOGIN_HTTP_URL": platform.URL, "OIDC_ISSUERS": iss.config(),
+	}})
 	tok := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": "x@example.com", "email_verified": true})}, nil), "exchangeIdentityToken")
 	if c := decodePayload(t, tok.Token); !strings.Contains(c, `"customer_id":"555"`) || !strings.Contains(c, `"status":"UNREGISTERED"`) {
 		t.Fatalf("claims %s", c)
@@ -156,7 +144,7 @@ func TestExchangeThroughTheHTTPProvider(t *testing.T) {
 }
 
 func TestExchangeNotConfigured(t *testing.T) {
-	e := startCustom(t, nil)
+	e := startCustom(t, options{})
 	r := e.do(t, exchangeQ, map[string]any{"t": "x.y.z"}, nil)
 	if c := code(t, r); c != "FORBIDDEN" {
 		t.Fatalf("exchange without issuers: %s", r.Raw)

@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/meshauth/meshauth/graph"
-	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth"
 	"github.com/meshauth/meshauth/internal/login"
-	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store/embedded"
-	"github.com/meshauth/meshauth/internal/token"
+	"github.com/meshauth/meshauth/internal/servicetest"
 )
 
 // fuzzPassword is the one password FuzzGraphQLRequest knows: the seeds log in
@@ -45,28 +41,24 @@ func (fuzzLogin) Login(_ context.Context, email, pw string) (login.Identity, err
 	return login.Identity{CustomerID: "1", Claims: map[string]any{"group": "vip"}}, nil
 }
 
-// fuzzHandler builds the real handler (production or development) on an
-// embedded store, once per fuzz target, with the operation limits and body
-// limit of the production defaults (internal/config). Login rate limits are
-// off: the fuzzer would lock the one account at once and never log in again.
+// fuzzHandler builds the service through the one wiring (production or
+// development), once per fuzz target, with the production defaults for
+// operation and body limits. Login rate limits are off: the fuzzer would lock
+// the one account at once and never log in again.
 func fuzzHandler(f *testing.F, dev bool) http.Handler {
-	st, err := embedded.Open(f.TempDir())
+	vars := servicetest.Env()
+	vars["LOGIN_LIMIT_ACCOUNT"], vars["LOGIN_LIMIT_IP"], vars["LOG_LEVEL"] = "off", "off", "error"
+	if dev {
+		vars["APP_ENV"] = "development"
+	}
+	svc, err := meshauth.New(context.Background(), meshauth.Options{
+		Login: fuzzLogin{}, Getenv: func(k string) string { return vars[k] }, LogWriter: io.Discard,
+	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { st.Close() })
-	codec, _ := token.NewCodec([]byte("refresh-secret-refresh-secret-refresh-secret"))
-	signer, _ := token.NewHS256([]byte("jwt-secret-jwt-secret-jwt-secret-jwt"), "meshauth", "meshauth")
-	log := slog.New(slog.DiscardHandler)
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 30 * 24 * time.Hour, ReuseInterval: 30 * time.Second},
-		DevTools: dev, Provider: fuzzLogin{}, Sessions: st, Customers: st, Signer: signer, Codec: codec, Log: log,
-	})
-	return server.Handler(server.Options{
-		Auth: svc, Log: log, Playground: dev, Introspection: dev,
-		Limits:        graph.Limits{MaxDepth: 12, MaxAliases: 15, MaxTokenFields: 1},
-		MaxComplexity: 200,
-	})
+	f.Cleanup(func() { _ = svc.Close() })
+	return svc.Handler()
 }
 
 // FuzzGraphQLRequest posts arbitrary bodies to /graphql. The selector byte

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/server"
 )
 
@@ -21,7 +20,7 @@ import (
 // address, and what they check is the answer to each, not the limiter.
 func startHostile(t *testing.T) *env {
 	t.Helper()
-	return startCustom(t, func(ao *auth.Options, _ *server.Options) { ao.Limits = auth.Limits{} })
+	return startCustom(t, options{env: map[string]string{"LOGIN_LIMIT_ACCOUNT": "off", "LOGIN_LIMIT_IP": "off"}})
 }
 
 // hostileAnswer is what came back for one hostile request, with how long it

@@ -1,53 +1,26 @@
 package server_test
 
 import (
-	"log/slog"
+	"maps"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/meshauth/meshauth/graph"
-	"github.com/meshauth/meshauth/internal/auth"
-	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store/embedded"
-	"github.com/meshauth/meshauth/internal/store/memory"
-	"github.com/meshauth/meshauth/internal/token"
 )
 
-// startCustom starts the service with the production defaults for limits,
-// changed by mod.
-func startCustom(t *testing.T, mod func(*auth.Options, *server.Options)) *env {
+// startCustom starts the service with the production defaults for limits
+// (login limits 5/1m per account and 20/1m per address), overlaid with o.env.
+func startCustom(t *testing.T, o options) *env {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	vars := map[string]string{
+		"LOGIN_LIMIT_ACCOUNT": "5/1m", "LOGIN_LIMIT_IP": "20/1m", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES": "60",
 	}
-	t.Cleanup(func() { st.Close() })
-	codec, _ := token.NewCodec([]byte("refresh-secret-refresh-secret-refresh-secret"))
-	signer, _ := token.NewHS256([]byte("jwt-secret-jwt-secret-jwt-secret-jwt"), "meshauth", "meshauth")
-	log := slog.New(slog.DiscardHandler)
-	c := &clock{t: time.Now().Truncate(time.Second)}
-	ao := auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: time.Hour, ReuseInterval: 30 * time.Second},
-		Provider: users(), Sessions: st, Customers: st, Signer: signer, Codec: codec, Log: log, Now: c.Now,
-		AuditKey: []byte("k"), Counters: &memory.Counters{},
-		Limits: auth.Limits{Account: []auth.Window{{Max: 5, Length: time.Minute}}, IP: []auth.Window{{Max: 20, Length: time.Minute}}},
-	}
-	so := server.Options{Log: log, Limits: graph.Limits{MaxDepth: 12, MaxAliases: 15, MaxTokenFields: 1}, MaxComplexity: 200}
-	if mod != nil {
-		mod(&ao, &so)
-	}
-	so.Auth = auth.New(ao)
-	srv := httptest.NewServer(server.Handler(so))
-	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, clock: c, store: st}
+	maps.Copy(vars, o.env)
+	o.env = vars
+	return start(t, o)
 }
 
 func TestRateLimitedOverHTTP(t *testing.T) {
-	e := startCustom(t, nil)
+	e := startCustom(t, options{})
 	for range 5 {
 		if c := code(t, e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": "wrong"}, nil)); c != "INVALID_CREDENTIALS" {
 			t.Fatal(c)
@@ -65,7 +38,7 @@ func TestRateLimitedOverHTTP(t *testing.T) {
 
 // TestAliasesCannotMultiplyAttempts: one request, one token field.
 func TestAliasesCannotMultiplyAttempts(t *testing.T) {
-	e := startCustom(t, nil)
+	e := startCustom(t, options{})
 	var b strings.Builder
 	b.WriteString("mutation {")
 	for i := range 10 {
@@ -86,10 +59,9 @@ func TestAliasesCannotMultiplyAttempts(t *testing.T) {
 }
 
 func TestQueryShapeLimits(t *testing.T) {
-	e := startCustom(t, func(_ *auth.Options, so *server.Options) {
-		so.Limits = graph.Limits{MaxDepth: 2, MaxAliases: 2, MaxTokenFields: 1}
-		so.MaxComplexity = 6
-	})
+	e := startCustom(t, options{env: map[string]string{
+		"GRAPHQL_MAX_DEPTH": "2", "GRAPHQL_MAX_ALIASES": "2", "MAX_TOKEN_FIELDS_PER_REQUEST": "1", "GRAPHQL_MAX_COMPLEXITY": "6",
+	}})
 	tests := []struct {
 		name, query, code string
 	}{
@@ -109,7 +81,7 @@ func TestQueryShapeLimits(t *testing.T) {
 }
 
 func TestBatchingRefused(t *testing.T) {
-	e := startCustom(t, nil)
+	e := startCustom(t, options{})
 	r := e.post(t, "application/json", `[{"query":"{ __typename }"},{"query":"{ __typename }"}]`, nil)
 	if c := code(t, r); c != "BAD_USER_INPUT" {
 		t.Fatalf("batch: %s", r.Raw)
@@ -117,7 +89,7 @@ func TestBatchingRefused(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
-	e := startCustom(t, func(_ *auth.Options, so *server.Options) { so.MaxBodyBytes = 2048 })
+	e := startCustom(t, options{env: map[string]string{"MAX_BODY_BYTES": "2048"}})
 	r := e.post(t, "application/json", `{"query":"{ __typename }","variables":{"pad":"`+strings.Repeat("x", 4096)+`"}}`, nil)
 	if c := code(t, r); c != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "too large") {
 		t.Fatalf("over the body limit: %s", r.Raw)
@@ -126,7 +98,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	e := startCustom(t, func(_ *auth.Options, so *server.Options) { so.CORSOrigins = []string{"https://shop.example"} })
+	e := startCustom(t, options{env: map[string]string{"CORS_ALLOWED_ORIGINS": "https://shop.example"}})
 	preflight := func(origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodOptions, e.url+"/graphql", nil)
 		req.Header.Set("Origin", origin)
@@ -152,7 +124,7 @@ func TestCORS(t *testing.T) {
 		t.Fatal(r.Raw)
 	}
 	// With no origins configured, no CORS headers at all.
-	none := startCustom(t, nil)
+	none := startCustom(t, options{})
 	req, _ := http.NewRequest(http.MethodOptions, none.url+"/graphql", nil)
 	req.Header.Set("Origin", "https://shop.example")
 	req.Header.Set("Access-Control-Request-Method", "POST")
@@ -183,13 +155,11 @@ func TestClientAddress(t *testing.T) {
 		t.Fatal("no current session")
 		return ""
 	}
-	direct := startCustom(t, nil)
+	direct := startCustom(t, options{})
 	if got := ip(direct, "198.51.100.9"); got != "127.0.0.1" {
 		t.Fatalf("untrusted peer's X-Forwarded-For believed: %s", got)
 	}
-	behind := startCustom(t, func(_ *auth.Options, so *server.Options) {
-		so.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
-	})
+	behind := startCustom(t, options{env: map[string]string{"TRUSTED_PROXIES": "127.0.0.0/8,10.0.0.0/8"}})
 	for xff, want := range map[string]string{
 		"198.51.100.9":                        "198.51.100.9",
 		"203.0.113.1, 198.51.100.9, 10.0.0.2": "198.51.100.9", // right-most untrusted hop; the rest may be forged

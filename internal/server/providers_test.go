@@ -1,46 +1,21 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/meshauth/meshauth/internal/auth"
-	"github.com/meshauth/meshauth/internal/login"
-	"github.com/meshauth/meshauth/internal/login/bigcommerce"
-	"github.com/meshauth/meshauth/internal/login/httplogin"
-	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store/embedded"
-	"github.com/meshauth/meshauth/internal/token"
 )
 
 const upstreamMarker = "UPSTREAM-BODY-MARKER"
 
-// serve runs the service with provider and returns its URL and its log.
-func serve(t *testing.T, provider login.Service) (string, *bytes.Buffer) {
+// serve runs the service with a login provider configured by env, as the
+// configuration documents it, and returns it with its log.
+func serve(t *testing.T, env map[string]string) *env {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	codec, _ := token.NewCodec([]byte("refresh-secret-refresh-secret-refresh-secret"))
-	signer, _ := token.NewHS256([]byte("jwt-secret-jwt-secret-jwt-secret-jwt"), "meshauth", "meshauth")
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: time.Hour, ReuseInterval: 30 * time.Second},
-		Provider: provider, Sessions: st, Customers: st, Signer: signer, Codec: codec, Log: log,
-	})
-	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: log}))
-	t.Cleanup(srv.Close)
-	return srv.URL, logs
+	return start(t, options{env: env, configuredLogin: true})
 }
 
 // upstream answers every request with status and body, or hangs when status is 0.
@@ -85,12 +60,8 @@ func TestProviderFailuresThroughTheService(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			up := upstream(t, tc.status, tc.body)
-			p, err := httplogin.New(httplogin.Options{URL: up.URL, Timeout: 300 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			url, logs := serve(t, p)
-			e := &env{url: url}
+			e := serve(t, map[string]string{"LOGIN_PROVIDER": "http", "LOGIN_HTTP_URL": up.URL, "LOGIN_TIMEOUT_IN_SECONDS": "1"})
+			logs := e.logs
 			r := e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, nil)
 			if tc.want == "" {
 				field[pair](t, r, "generateCustomerToken")
@@ -133,12 +104,11 @@ func TestBigCommerceThroughTheService(t *testing.T) {
 		}
 	}))
 	defer bc.Close()
-	p, err := bigcommerce.New(bigcommerce.Options{StoreHash: "abc123", XAuthToken: "x-auth", APIBase: bc.URL, GraphQLURL: bc.URL + "/graphql", Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, logs := serve(t, p)
-	e := &env{url: url}
+	e := serve(t, map[string]string{
+		"LOGIN_PROVIDER": "bigcommerce", "STORE_HASH": "abc123", "X_AUTH_TOKEN": "x-auth",
+		"BC_API_URL": bc.URL, "BC_GRAPHQL_API": bc.URL + "/graphql", "LOGIN_TIMEOUT_IN_SECONDS": "1",
+	})
+	logs := e.logs
 	tok := field[pair](t, e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, nil), "generateCustomerToken")
 	if !strings.Contains(decodePayload(t, tok.Token), `"customer_id":"4242"`) {
 		t.Fatalf("customer id not from entityId: %s", decodePayload(t, tok.Token))

@@ -1,4 +1,6 @@
-// Package server is the HTTP side: routes, middleware and the http.Server.
+// Package server is the HTTP side: routes (GraphQL, health, JWKS, metrics,
+// GraphiQL), CORS, the client's address and request ids, and the
+// http.Server. Everything GraphQL is in package graph.
 package server
 
 import (
@@ -11,13 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/meshauth/meshauth/graph"
@@ -25,75 +21,29 @@ import (
 	"github.com/meshauth/meshauth/internal/telemetry"
 )
 
-// DefaultMaxTokens bounds a query's lexical tokens unless Options say
-// otherwise: the full introspection query GraphiQL sends has about 250.
-const DefaultMaxTokens = 2000
-
 // DefaultMaxBodyBytes bounds a GraphQL request body unless Options say otherwise.
 const DefaultMaxBodyBytes = 64 << 10
 
 // Options configure the HTTP handler.
 type Options struct {
-	Auth *auth.Service
-	Log  *slog.Logger
+	// GraphQL serves /graphql (graph.NewHandler).
+	GraphQL http.Handler
+	Log     *slog.Logger
 	// Playground serves the GraphiQL page at / (development only).
 	Playground bool
-	// Introspection allows introspection queries.
-	Introspection bool
 	// Ready reports whether the service can serve (the store is reachable).
 	Ready func(ctx context.Context) error
-	// Metrics, when set, counts GraphQL operations; with MetricsRoute it is
-	// also served at /metrics.
-	Metrics      *telemetry.Metrics
-	MetricsRoute bool
+	// JWKS is the document served at /.well-known/jwks.json.
+	JWKS []byte
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
 
 	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
-	// Limits bound the shape of operations.
-	Limits graph.Limits
-	// MaxComplexity bounds an operation's complexity (1 per field); 0 is no bound.
-	MaxComplexity int
-	// MaxTokens bounds the lexical tokens of a query, checked while parsing,
-	// before validation does work that grows faster than the document;
-	// DefaultMaxTokens when 0.
-	MaxTokens int
 	// CORSOrigins are the origins browsers may call from; none when empty.
 	CORSOrigins []string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// Cookie is the refresh-token cookie mode; off when zero.
-	Cookie graph.RefreshCookie
-}
-
-// GraphQL returns the GraphQL handler over the real schema.
-func GraphQL(o Options) http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Auth: o.Auth, Cookie: o.Cookie}}))
-	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(unsupported{})
-	if o.Introspection {
-		srv.Use(extension.Introspection{})
-	} else {
-		srv.Use(graph.FederationSDL{})
-	}
-	srv.AroundFields(graph.PublicSchema(o.Auth.DevTools))
-	if o.Metrics != nil {
-		srv.AroundFields(o.Metrics.Operations())
-	}
-	maxTokens := o.MaxTokens
-	if maxTokens <= 0 {
-		maxTokens = DefaultMaxTokens
-	}
-	srv.SetParserTokenLimit(maxTokens)
-	srv.Use(o.Limits)
-	if o.MaxComplexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
-	}
-	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
-	srv.SetRecoverFunc(graph.Recover(o.Log))
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	return srv
 }
 
 // Handler returns every route of the service.
@@ -103,12 +53,12 @@ func Handler(o Options) http.Handler {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
-	mux.Handle("/graphql", cors(o.CORSOrigins, withClient(o.TrustedProxies, http.MaxBytesHandler(GraphQL(o), maxBody))))
+	mux.Handle("/graphql", cors(o.CORSOrigins, withClient(o.TrustedProxies, http.MaxBytesHandler(o.GraphQL, maxBody))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	jwks := o.Auth.Signer.JWKS()
+	jwks := o.JWKS
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -128,8 +78,8 @@ func Handler(o Options) http.Handler {
 			_, _ = w.Write([]byte(`{"status":"ok"}`))
 		})
 	}
-	if o.Metrics != nil && o.MetricsRoute {
-		mux.Handle("GET /metrics", o.Metrics.Handler())
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.Playground {
 		mux.Handle("GET /{$}", playground.Handler("meshauth", "/graphql"))
@@ -268,16 +218,4 @@ func New(addr string, h http.Handler, log *slog.Logger, t Timeouts) *http.Server
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// unsupported answers requests no other transport takes (a wrong method or
-// content type) with a coded error instead of gqlgen's uncoded one.
-type unsupported struct{}
-
-func (unsupported) Supports(*http.Request) bool { return true }
-
-func (unsupported) Do(w http.ResponseWriter, _ *http.Request, _ graphql.GraphExecutor) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnsupportedMediaType)
-	_, _ = w.Write([]byte(`{"errors":[{"message":"Send GraphQL as POST with Content-Type: application/json, or as GET with a query parameter.","extensions":{"code":"BAD_USER_INPUT","category":"graphql-input"}}]}`))
 }

@@ -3,41 +3,29 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth"
 	"github.com/meshauth/meshauth/internal/login"
-	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store"
-	"github.com/meshauth/meshauth/internal/store/dynamo"
-	"github.com/meshauth/meshauth/internal/store/embedded"
-	"github.com/meshauth/meshauth/internal/telemetry"
-	"github.com/meshauth/meshauth/internal/token"
+	"github.com/meshauth/meshauth/internal/servicetest"
 )
 
-// A full GraphQL refresh through server.Handler, wired as run.go wires the
-// service (metered store, error-level logs), without the network:
+// A full GraphQL refresh through the service's handler, assembled by the one
+// wiring (meshauth.New), without the network:
 //
 //	go test -run '^$' -bench GraphQLRefresh -benchmem ./internal/server/
 //
-// "embedded" is the real embedded store; "memory" replaces it with a map
-// under a mutex (benchMemStore, below), so that the difference between the
-// two is the store's share of a refresh. "dynamodb" uses DynamoDB Local and
+// "embedded" is the real embedded store; "memory" is STORE=memory, a map
+// under a mutex, so that the difference between the two is the store's share
+// of a refresh. "dynamodb" uses DynamoDB Local and
 // is skipped unless DYNAMODB_TEST_ENDPOINT is set:
 //
 //	scripts/dynamodb-local.sh run -- go test -run '^$' -bench GraphQLRefresh/dynamodb ./internal/server/
@@ -49,133 +37,25 @@ func (benchLogin) Login(_ context.Context, email, _ string) (login.Identity, err
 	return login.Identity{CustomerID: "c-" + strings.TrimSuffix(email, "@bench.example")}, nil
 }
 
-// benchMemStore is a store.Store in memory, for the "memory" cases.
-type benchMemStore struct {
-	mu sync.Mutex
-	m  map[string]store.Session
-}
-
-var _ store.Store = (*benchMemStore)(nil)
-
-func (s *benchMemStore) Ping(context.Context) error { return nil }
-func (s *benchMemStore) Close() error               { return nil }
-
-func (s *benchMemStore) ListByCustomer(_ context.Context, customerID string) ([]store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []store.Session
-	for _, sess := range s.m {
-		if sess.CustomerID == customerID {
-			out = append(out, sess)
-		}
-	}
-	return out, nil
-}
-
-func (s *benchMemStore) DeleteByCustomer(_ context.Context, customerID string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for id, sess := range s.m {
-		if sess.CustomerID == customerID {
-			delete(s.m, id)
-			n++
-		}
-	}
-	return n, nil
-}
-
-func (s *benchMemStore) Create(_ context.Context, sess store.Session) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[sess.ID]; ok {
-		return store.ErrAlreadyExists
-	}
-	s.m[sess.ID] = sess
-	return nil
-}
-
-func (s *benchMemStore) Get(_ context.Context, id string) (store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.m[id]
-	if !ok {
-		return store.Session{}, store.ErrNotFound
-	}
-	return sess, nil
-}
-
-func (s *benchMemStore) Rotate(_ context.Context, id string, r store.Rotation) (store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.m[id]
-	if !ok {
-		return store.Session{}, store.ErrNotFound
-	}
-	if subtle.ConstantTimeCompare(sess.TokenHash, r.From) != 1 || sess.Expired(r.Now) {
-		return sess, store.ErrConflict
-	}
-	sess.PrevTokenHash, sess.TokenHash = sess.TokenHash, r.To
-	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-	s.m[id] = sess
-	return sess, nil
-}
-
-func (s *benchMemStore) Extend(_ context.Context, id string, exp time.Time) (store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.m[id]
-	if !ok {
-		return store.Session{}, store.ErrNotFound
-	}
-	sess.ExpiresAt = exp
-	s.m[id] = sess
-	return sess, nil
-}
-
-func (s *benchMemStore) Delete(_ context.Context, id string) (store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.m[id]
-	if !ok {
-		return store.Session{}, store.ErrNotFound
-	}
-	delete(s.m, id)
-	return sess, nil
-}
-
-// benchHandler returns the service's handler on the named store (embedded,
-// memory or dynamodb), metered as in production.
+// benchHandler returns the service's handler, assembled by the one wiring,
+// on the named store (embedded, memory or dynamodb) with error-level logs.
 func benchHandler(b *testing.B, storeName string) http.Handler {
 	b.Helper()
-	metrics := telemetry.New()
-	log := slog.New(metrics.LogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})))
-	codec, err := token.NewCodec([]byte("bench-refresh-secret-bench-refresh-secret-01"))
-	if err != nil {
-		b.Fatal(err)
+	vars := map[string]string{
+		"STORE": storeName, "DATA_DIR": b.TempDir(), "LOG_LEVEL": "error",
+		"LOGIN_LIMIT_ACCOUNT": "off", "LOGIN_LIMIT_IP": "off",
 	}
-	signer, err := token.NewHS256([]byte("bench-jwt-secret-bench-jwt-secret-0123456"), "meshauth", "meshauth")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var backend store.Store = &benchMemStore{m: map[string]store.Session{}}
-	switch storeName {
-	case "embedded":
-		st, err := embedded.Open(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
+	if storeName == "dynamodb" {
+		endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
+		if endpoint == "" {
+			b.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run '^$' -bench GraphQLRefresh/dynamodb ./internal/server/")
 		}
-		b.Cleanup(func() { st.Close() })
-		backend = st
-	case "dynamodb":
-		backend = benchDynamo(b)
+		b.Setenv("AWS_ACCESS_KEY_ID", "local")
+		b.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+		vars["DYNAMO_DB_ENDPOINT"], vars["DYNAMO_DB_REGION"], vars["DYNAMO_DB_CREATE_TABLE"] = endpoint, "us-east-1", "true"
+		vars["DYNAMO_DB_AUTH_TABLE"] = "meshauth-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
-	sessions := metrics.Store(backend)
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 30 * 24 * time.Hour, ReuseInterval: 30 * time.Second},
-		Provider: metrics.Login(benchLogin{}), Sessions: sessions, Customers: sessions, Signer: signer, Codec: codec, Log: log,
-	})
-	return server.Handler(server.Options{Auth: svc, Log: log, Metrics: metrics})
+	return servicetest.Start(b, vars, meshauth.Options{Login: benchLogin{}, LogWriter: io.Discard}).Handler
 }
 
 var benchUserSeq atomic.Int64
@@ -220,29 +100,6 @@ func benchRefreshLoop(b *testing.B, h http.Handler, next func() bool) {
 			return
 		}
 	}
-}
-
-// benchDynamo returns a DynamoDB store on a new table in DynamoDB Local,
-// dropped when the benchmark ends.
-func benchDynamo(b *testing.B) *dynamo.Store {
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		b.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run '^$' -bench GraphQLRefresh/dynamodb ./internal/server/")
-	}
-	ctx := context.Background()
-	table := "meshauth-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	st, err := dynamo.New(ctx, dynamo.Options{Table: table, Region: "us-east-1", Endpoint: endpoint,
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_, _ = st.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	return st
 }
 
 func BenchmarkGraphQLRefresh(b *testing.B) {

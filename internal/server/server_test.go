@@ -1,33 +1,30 @@
 package server_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
+	"maps"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshauth/meshauth"
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/login"
 	"github.com/meshauth/meshauth/internal/login/static"
 	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store"
-	"github.com/meshauth/meshauth/internal/store/embedded"
+	"github.com/meshauth/meshauth/internal/servicetest"
 	"github.com/meshauth/meshauth/internal/token"
 )
 
 const password = "s3cret-password"
 
 // users is built once: argon2id hashing is deliberately slow.
-var users = sync.OnceValue(func() login.Service {
+var users = sync.OnceValue(func() *static.Provider {
 	var list []static.User
 	for _, u := range []struct{ email, id string }{{"ada@example.com", "1"}, {"bob@example.com", "2"}} {
 		h, err := static.HashPassword(password)
@@ -43,52 +40,47 @@ var users = sync.OnceValue(func() login.Service {
 	return p
 })
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 type env struct {
 	url   string
-	clock *clock
-	store *embedded.Store
-	logs  *bytes.Buffer
+	clock *servicetest.Clock
+	logs  *servicetest.Logs
 }
 
 type options struct {
-	dev   bool
-	ready func(context.Context) error
+	dev bool
+	// env overlays the test environment.
+	env map[string]string
+	// login replaces the test users.
+	login login.Service
+	// mapper names customers for identity exchange.
+	mapper login.IdentityMapper
+	// configuredLogin leaves the login provider to the environment
+	// (LOGIN_PROVIDER) instead of the test users.
+	configuredLogin bool
 }
 
+// start runs the service through the one wiring (meshauth.New), in
+// production unless o.dev, with the test users and login limits off unless
+// o.env says otherwise.
 func start(t *testing.T, o options) *env {
 	t.Helper()
-	return startWith(t, o, o.dev)
+	vars := map[string]string{"LOGIN_LIMIT_ACCOUNT": "off", "LOGIN_LIMIT_IP": "off"}
+	if o.dev {
+		vars["APP_ENV"] = "development"
+	}
+	maps.Copy(vars, o.env)
+	if o.login == nil && !o.configuredLogin {
+		o.login, o.mapper = users(), users()
+	}
+	s := servicetest.Start(t, vars, meshauth.Options{Login: o.login, Mapper: o.mapper})
+	return &env{url: s.URL, clock: s.Clock, logs: s.Logs}
 }
 
 // startWith starts the service with introspection set apart from development.
 func startWith(t *testing.T, o options, introspection bool) *env {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	codec, _ := token.NewCodec([]byte("refresh-secret-refresh-secret-refresh-secret"))
-	signer, _ := token.NewHS256([]byte("jwt-secret-jwt-secret-jwt-secret-jwt"), "meshauth", "meshauth")
-	e := &env{clock: &clock{t: time.Now().Truncate(time.Second)}, store: st, logs: &bytes.Buffer{}}
-	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 30 * 24 * time.Hour, ReuseInterval: 30 * time.Second},
-		DevTools: o.dev, Provider: users(), Sessions: st, Customers: st, Signer: signer, Codec: codec,
-		Now: e.clock.Now, Log: log,
-	})
-	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: log, Playground: o.dev, Introspection: introspection, Ready: o.ready}))
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	return e
+	o.env = map[string]string{"GRAPHQL_INTROSPECTION": strconv.FormatBool(introspection)}
+	return start(t, o)
 }
 
 type gqlError struct {
@@ -163,6 +155,23 @@ func field[T any](t *testing.T, r response, name string) T {
 func (e *env) login(t *testing.T, email string, remember bool) pair {
 	t.Helper()
 	return field[pair](t, e.do(t, loginQ, map[string]any{"e": email, "p": password, "r": remember}, nil), "generateCustomerToken")
+}
+
+// sessionCount is how many live sessions the customer of access has, as
+// customerSessions lists them.
+func (e *env) sessionCount(t *testing.T, access string) int {
+	t.Helper()
+	return len(field[[]map[string]any](t, e.do(t, sessionsQ, nil, bearer(access)), "customerSessions"))
+}
+
+// notRotated checks that rt is still its session's current token: past
+// the grace, a rotated token would be refused as reuse. It moves the clock.
+func (e *env) notRotated(t *testing.T, rt string) {
+	t.Helper()
+	e.clock.Advance(31 * time.Second)
+	if r := e.refresh(t, rt, nil); len(r.Errors) > 0 {
+		t.Fatalf("the session was rotated behind the test's back: %s", r.Raw)
+	}
 }
 
 func (e *env) refresh(t *testing.T, rt string, header http.Header) response {
@@ -320,9 +329,10 @@ func TestDevToolsByEnvironment(t *testing.T) {
 				t.Errorf("%s: %s", name, r.Raw)
 			}
 		}
-		if list, _ := e.store.ListByCustomer(context.Background(), "1"); len(list) != 1 {
-			t.Fatal("a refused development operation changed the store")
+		if n := e.sessionCount(t, p.Token); n != 1 {
+			t.Fatalf("%d sessions after refused development operations, want 1", n)
 		}
+		e.notRotated(t, p.RefreshToken)
 	})
 	t.Run("development", func(t *testing.T) {
 		e := start(t, options{dev: true})
@@ -352,7 +362,7 @@ func TestDevToolsByEnvironment(t *testing.T) {
 		if s := field[struct{ Success bool }](t, e.do(t, ops["removeAllUserAuthItems"], vars, nil), "removeAllUserAuthItems"); !s.Success {
 			t.Fatal("removeAllUserAuthItems failed")
 		}
-		if list, _ := e.store.ListByCustomer(context.Background(), "1"); len(list) != 0 {
+		if list := field[[]map[string]any](t, e.do(t, ops["getAllAuthItemsById"], vars, nil), "getAllAuthItemsById"); len(list) != 0 {
 			t.Fatalf("%d sessions left", len(list))
 		}
 		r := e.do(t, ops["getAllAuthItemsById"], map[string]any{}, nil)
@@ -389,11 +399,10 @@ func TestAuthorizationHeader(t *testing.T) {
 			}
 		})
 	}
-	bobSessions, _ := e.store.ListByCustomer(context.Background(), "2")
-	if len(bobSessions) != 1 || bobSessions[0].PrevTokenHash != nil {
-		t.Fatalf("bob's sessions were touched: %+v", bobSessions)
+	if n := e.sessionCount(t, bob.Token); n != 1 {
+		t.Fatalf("bob has %d sessions, want 1", n)
 	}
-	field[pair](t, e.refresh(t, bob.RefreshToken, nil), "refreshCustomerToken")
+	e.notRotated(t, bob.RefreshToken)
 }
 
 // forge signs an access token for customerID with a key the service does not have.
@@ -407,10 +416,8 @@ func forge(t *testing.T, customerID string) string {
 }
 
 func TestHealthAndPages(t *testing.T) {
-	var readyErr error
-	ready := func(context.Context) error { return readyErr }
-	prod := start(t, options{ready: ready})
-	dev := start(t, options{dev: true, ready: ready})
+	prod := start(t, options{})
+	dev := start(t, options{dev: true})
 	get := func(url string) (int, string) {
 		res, err := http.Get(url)
 		if err != nil {
@@ -426,10 +433,6 @@ func TestHealthAndPages(t *testing.T) {
 	if s, _ := get(prod.url + "/readyz"); s != http.StatusOK {
 		t.Errorf("/readyz: %d", s)
 	}
-	readyErr = errors.Join(store.ErrUnavailable, fmt.Errorf("table missing"))
-	if s, body := get(prod.url + "/readyz"); s != http.StatusServiceUnavailable || strings.Contains(body, "table") {
-		t.Errorf("/readyz with the store down: %d %s", s, body)
-	}
 	if s, _ := get(prod.url + "/"); s != http.StatusNotFound {
 		t.Errorf("GraphiQL in production: %d", s)
 	}
@@ -442,5 +445,34 @@ func TestHealthAndPages(t *testing.T) {
 	}
 	if r := dev.do(t, introspect, nil, nil); len(r.Errors) != 0 {
 		t.Errorf("introspection refused in development: %s", r.Raw)
+	}
+}
+
+// TestReadyzWhenTheStoreIsDown: with DynamoDB unreachable the service still
+// starts, and /readyz answers 503 without saying why (the log says).
+func TestReadyzWhenTheStoreIsDown(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + closed.Addr().String()
+	closed.Close() // nothing listens there now
+	e := start(t, options{env: map[string]string{
+		"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_AUTH_TABLE": "sessions",
+		"DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS": "200",
+	}})
+	res, err := http.Get(e.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || string(body) != `{"status":"unavailable"}` {
+		t.Fatalf("/readyz with the store down: %d %s", res.StatusCode, body)
+	}
+	if !strings.Contains(e.logs.String(), "not ready") {
+		t.Error("the cause was not logged")
 	}
 }

@@ -1,44 +1,21 @@
 package server_test
 
 import (
-	"bytes"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/meshauth/meshauth/internal/auth"
-	"github.com/meshauth/meshauth/internal/server"
-	"github.com/meshauth/meshauth/internal/store/embedded"
-	"github.com/meshauth/meshauth/internal/telemetry"
-	"github.com/meshauth/meshauth/internal/token"
+	"github.com/meshauth/meshauth/internal/servicetest"
 )
 
-func startMetered(t *testing.T) (*env, *bytes.Buffer) {
+// startMetered starts the service with metrics on the service port (the
+// default) and info-level logs.
+func startMetered(t *testing.T) (*env, *servicetest.Logs) {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m := telemetry.New()
-	logs := &bytes.Buffer{}
-	log := slog.New(m.LogHandler(slog.NewJSONHandler(logs, nil)))
-	codec, _ := token.NewCodec([]byte("refresh-secret-refresh-secret-refresh-secret"))
-	signer, _ := token.NewHS256([]byte("jwt-secret-jwt-secret-jwt-secret-jwt"), "meshauth", "meshauth")
-	c := &clock{t: time.Now().Truncate(time.Second)}
-	metered := m.Store(st)
-	svc := auth.New(auth.Options{
-		Rules:    auth.Rules{AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: time.Hour, ReuseInterval: 30 * time.Second},
-		Provider: m.Login(users()), Sessions: metered, Customers: metered, Signer: signer, Codec: codec, Log: log, Now: c.Now,
-		AuditKey: []byte("audit-key"),
-	})
-	srv := httptest.NewServer(server.Handler(server.Options{Auth: svc, Log: log, Metrics: m, MetricsRoute: true}))
-	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, clock: c, store: st}, logs
+	e := start(t, options{env: map[string]string{"LOG_LEVEL": "info"}})
+	return e, e.logs
 }
 
 func scrape(t *testing.T, url string) string {
@@ -128,7 +105,12 @@ func TestAuditEmailHash(t *testing.T) {
 	if strings.Count(text, `"event":"login.failed"`) != 2 || !strings.Contains(text, `"email_hash":"`) {
 		t.Fatalf("no failed-login audit with an email hash: %s", text)
 	}
-	lines := strings.Split(strings.TrimSpace(text), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if strings.Contains(l, `"event":"login.failed"`) {
+			lines = append(lines, l)
+		}
+	}
 	hashOf := func(line string) string {
 		i := strings.Index(line, `"email_hash":"`)
 		return line[i+14 : i+14+32]

@@ -208,6 +208,32 @@ func (l meteredLogin) Login(ctx context.Context, email, password string) (login.
 	return id, err
 }
 
+// Mapper returns m with every identity lookup counted and timed as a
+// login upstream call.
+func (m *Metrics) Mapper(im login.IdentityMapper) login.IdentityMapper {
+	return meteredMapper{im: im, m: m}
+}
+
+type meteredMapper struct {
+	im login.IdentityMapper
+	m  *Metrics
+}
+
+func (mm meteredMapper) MapIdentity(ctx context.Context, ext login.External) (login.Identity, error) {
+	start := time.Now()
+	id, err := mm.im.MapIdentity(ctx, ext)
+	mm.m.upstreamDuration.Observe(time.Since(start).Seconds())
+	result := "ok"
+	switch {
+	case errors.Is(err, login.ErrUnknownCustomer):
+		result = "unknown_customer"
+	case err != nil:
+		result = "error"
+	}
+	mm.m.upstreamCalls.WithLabelValues(result).Inc()
+	return id, err
+}
+
 // LogHandler wraps h: every record gets the request id of its context, and
 // every audit record ("audit" message) is counted by its event.
 func (m *Metrics) LogHandler(h slog.Handler) slog.Handler { return &logHandler{Handler: h, m: m} }

@@ -1,5 +1,3 @@
-// Package memory keeps counters in the process: what the embedded store uses,
-// since a single instance has no one to share them with.
 package memory
 
 import (
