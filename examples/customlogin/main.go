@@ -35,11 +35,22 @@ func (p platform) Login(_ context.Context, email, password string) (meshauth.Ide
 	return meshauth.Identity{CustomerID: c.id, Claims: map[string]any{"customer_group": c.group}}, nil
 }
 
+// MapIdentity implements meshauth.IdentityMapper, for exchangeIdentityToken:
+// a customer who signed in with Google (or any configured OIDC issuer) is
+// the customer with that verified email.
+func (p platform) MapIdentity(_ context.Context, ext meshauth.External) (meshauth.Identity, error) {
+	c, ok := p.customers[strings.ToLower(strings.TrimSpace(ext.Email))]
+	if !ok || !ext.EmailVerified {
+		return meshauth.Identity{}, meshauth.ErrUnknownCustomer
+	}
+	return meshauth.Identity{CustomerID: c.id, Claims: map[string]any{"customer_group": c.group}}, nil
+}
+
 func main() {
 	p := platform{customers: map[string]customer{
 		"grace@example.com": {id: "C-1906", password: "cobol-forever", group: "wholesale"},
 	}}
-	if err := meshauth.Run(context.Background(), meshauth.Options{Login: p, Version: "customlogin example"}); err != nil {
+	if err := meshauth.Run(context.Background(), meshauth.Options{Login: p, Mapper: p, Version: "customlogin example"}); err != nil {
 		fmt.Fprintln(os.Stderr, "customlogin:", err)
 		os.Exit(1)
 	}

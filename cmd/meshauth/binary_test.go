@@ -1,0 +1,463 @@
+package main
+
+// Binary-level tests: the meshauth binary, built as users build it, started
+// as a process with nothing but documented environment variables, and
+// driven over HTTP. A capability is done when these pass.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// binary is the path of the meshauth binary built for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "meshauth-binary-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "meshauth")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	binJWTSecret     = "binary-test-jwt-secret-0123456789abcdef"
+	binRefreshSecret = "binary-test-refresh-secret-0123456789abcd"
+	binPassword      = "correct horse battery staple"
+)
+
+// process is a running meshauth binary.
+type process struct {
+	url     string
+	metrics string
+	logs    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.Write(p) }
+func (b *syncBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// usersFile makes a users file with the binary's own users command, the
+// password on stdin, as the README shows.
+func usersFile(t *testing.T, users map[string]string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "users.json")
+	for email, id := range users {
+		cmd := exec.Command(binary, "users", "add", "-file", file, "-email", email, "-customer-id", id)
+		cmd.Stdin = strings.NewReader(binPassword + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("users add: %v\n%s", err, out)
+		}
+	}
+	return file
+}
+
+// startBinary runs the binary with env and only env (PORT and DATA_DIR are
+// chosen here unless env sets them) until the test ends, when it sends
+// SIGTERM and expects a clean exit.
+func startBinary(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	vars := map[string]string{"PORT": port, "DATA_DIR": t.TempDir()}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd := exec.Command(binary)
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{url: "http://127.0.0.1:" + port, logs: &syncBuffer{}}
+	if m := vars["METRICS_ADDR"]; m != "" && m != "off" {
+		p.metrics = "http://" + m
+	}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("the binary exited with %v\n%s", err, p.logs)
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("the binary did not stop on SIGTERM")
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the binary stopped: %v\n%s", err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the binary did not become ready\n%s", p.logs)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// production is the production environment of the README's checklist, with
+// the static provider on a users file.
+func production(t *testing.T, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"APP_ENV":              "production",
+		"JWT_PRIVATE_KEY":      binJWTSecret,
+		"REFRESH_TOKEN_SECRET": binRefreshSecret,
+		"STATIC_USERS_FILE":    usersFile(t, map[string]string{"ada@example.com": "1", "bob@example.com": "2"}),
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+type gqlResponse struct {
+	Data   map[string]json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+	raw    string
+	header http.Header
+}
+
+func (r gqlResponse) code() string {
+	if len(r.Errors) == 0 {
+		return "OK"
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+type tokens struct {
+	Token        string  `json:"token"`
+	RefreshToken *string `json:"refresh_token"`
+}
+
+func (r gqlResponse) tokens(t *testing.T, field string) tokens {
+	t.Helper()
+	var tk tokens
+	if err := json.Unmarshal(r.Data[field], &tk); err != nil || tk.Token == "" {
+		t.Fatalf("%s: no tokens in %s", field, r.raw)
+	}
+	return tk
+}
+
+func (p *process) post(t *testing.T, query string, vars map[string]any, header http.Header) gqlResponse {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := gqlResponse{raw: string(raw), header: res.Header}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
+	}
+	return r
+}
+
+const (
+	loginQ   = `mutation($e: String!, $p: String!, $r: Boolean) { generateCustomerToken(email: $e, password: $p, remember_me: $r) { token refresh_token } }`
+	refreshQ = `mutation($t: String) { refreshCustomerToken(refresh_token: $t) { token refresh_token } }`
+	revokeQ  = `mutation($t: String) { revokeCustomerToken(refresh_token: $t) { result } }`
+)
+
+func (p *process) login(t *testing.T, email string) tokens {
+	t.Helper()
+	return p.post(t, loginQ, map[string]any{"e": email, "p": binPassword}, nil).tokens(t, "generateCustomerToken")
+}
+
+// TestBinarySessions: password login, refresh, the grace for concurrent
+// refreshes, reuse detection and logout, in production on the embedded store.
+func TestBinarySessions(t *testing.T) {
+	p := startBinary(t, production(t, nil))
+
+	if c := p.post(t, loginQ, map[string]any{"e": "ada@example.com", "p": "wrong"}, nil).code(); c != "INVALID_CREDENTIALS" {
+		t.Fatalf("wrong password: %s", c)
+	}
+	rt1 := *p.login(t, "ada@example.com").RefreshToken
+	rt2 := *p.post(t, refreshQ, map[string]any{"t": rt1}, nil).tokens(t, "refreshCustomerToken").RefreshToken
+
+	// Three tabs refresh rt2 at once: one rotation, the same successor for all.
+	var wg sync.WaitGroup
+	got := make([]string, 3)
+	for i := range got {
+		wg.Go(func() {
+			r := p.post(t, refreshQ, map[string]any{"t": rt2}, nil)
+			if r.code() == "OK" {
+				got[i] = *r.tokens(t, "refreshCustomerToken").RefreshToken
+			}
+		})
+	}
+	wg.Wait()
+	if got[0] == "" || got[0] != got[1] || got[1] != got[2] || got[0] == rt2 {
+		t.Fatalf("concurrent refreshes got different successors: %q", got)
+	}
+	rt3 := got[0]
+
+	// rt1 is older than the grace covers: reuse ends the session, rt3 too.
+	if c := p.post(t, refreshQ, map[string]any{"t": rt1}, nil).code(); c != "REFRESH_TOKEN_REUSED" {
+		t.Fatalf("reuse of the first token: %s", c)
+	}
+	if c := p.post(t, refreshQ, map[string]any{"t": rt3}, nil).code(); c != "INVALID_REFRESH_TOKEN" {
+		t.Fatalf("the current token after reuse: %s", c)
+	}
+
+	// Logout, twice: idempotent; then the token is dead.
+	rt := *p.login(t, "bob@example.com").RefreshToken
+	for range 2 {
+		var out struct{ Result bool }
+		r := p.post(t, revokeQ, map[string]any{"t": rt}, nil)
+		if err := json.Unmarshal(r.Data["revokeCustomerToken"], &out); err != nil || !out.Result {
+			t.Fatalf("revoke: %s", r.raw)
+		}
+	}
+	if c := p.post(t, refreshQ, map[string]any{"t": rt}, nil).code(); c != "INVALID_REFRESH_TOKEN" {
+		t.Fatalf("refresh after logout: %s", c)
+	}
+	if !strings.Contains(p.logs.String(), `"event":"refresh.reuse_detected"`) {
+		t.Error("no audit line for the reuse")
+	}
+}
+
+// TestBinaryDevToolsRefusedInProduction: the development-only operations
+// answer FORBIDDEN outside development and are absent from the SDL.
+func TestBinaryDevToolsRefusedInProduction(t *testing.T) {
+	p := startBinary(t, production(t, nil))
+	rt := *p.login(t, "ada@example.com").RefreshToken
+	for _, q := range []string{
+		`query($t: String) { getUserAuth(user_id: "1", refresh_token: $t) { customer_id } }`,
+		`query { getAllAuthItemsById(user_id: "1") { customer_id } }`,
+		`mutation { removeAllUserAuthItems(user_id: "1") { success } }`,
+	} {
+		if c := p.post(t, q, map[string]any{"t": rt}, nil).code(); c != "FORBIDDEN" {
+			t.Errorf("%s: %s", q, c)
+		}
+	}
+	var sdl struct{ SDL string }
+	_ = json.Unmarshal(p.post(t, `{ _service { sdl } }`, nil, nil).Data["_service"], &sdl)
+	if sdl.SDL == "" || strings.Contains(sdl.SDL, "getUserAuth") {
+		t.Errorf("production SDL: %.200s", sdl.SDL)
+	}
+	// The session survived every refused call.
+	if c := p.post(t, refreshQ, map[string]any{"t": rt}, nil).code(); c != "OK" {
+		t.Errorf("refresh after refused dev tools: %s", c)
+	}
+}
+
+// TestBinaryExchange: exchangeIdentityToken in the shipped binary, with a
+// local OIDC issuer over TLS (trusted through SSL_CERT_FILE) configured by
+// OIDC_ISSUERS, and the static users file naming the customer.
+func TestBinaryExchange(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	issuer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]any{
+			"kty": "OKP", "crv": "Ed25519", "kid": "k1", "use": "sig", "alg": "EdDSA",
+			"x": base64.RawURLEncoding.EncodeToString(pub),
+		}}})
+	}))
+	defer issuer.Close()
+	caFile := filepath.Join(t.TempDir(), "issuer-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	idToken := func(claims jwt.MapClaims) string {
+		c := jwt.MapClaims{"iss": issuer.URL, "aud": "shop", "sub": "g-1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+		for k, v := range claims {
+			c[k] = v
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+		tok.Header["kid"] = "k1"
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	p := startBinary(t, production(t, map[string]string{
+		"OIDC_ISSUERS":  `[{"issuer": "` + issuer.URL + `", "jwks_url": "` + issuer.URL + `/jwks", "audiences": ["shop"]}]`,
+		"SSL_CERT_FILE": caFile,
+	}))
+	const exchangeQ = `mutation($t: String!) { exchangeIdentityToken(id_token: $t) { token refresh_token } }`
+
+	// The issue's reproduction: a malformed ID token is INVALID_ID_TOKEN,
+	// not FORBIDDEN (which meant the provider's mapper had been lost).
+	if c := p.post(t, exchangeQ, map[string]any{"t": "x.y.z"}, nil).code(); c != "INVALID_ID_TOKEN" {
+		t.Fatalf("malformed ID token: %s", c)
+	}
+	tk := p.post(t, exchangeQ, map[string]any{"t": idToken(jwt.MapClaims{"email": "ada@example.com", "email_verified": true})}, nil).tokens(t, "exchangeIdentityToken")
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(tk.Token, claims, func(*jwt.Token) (any, error) { return []byte(binJWTSecret), nil },
+		jwt.WithValidMethods([]string{"HS256"})); err != nil {
+		t.Fatalf("exchanged access token: %v", err)
+	}
+	if claims["sub"] != "1" {
+		t.Fatalf("exchange named %v, want customer 1", claims["sub"])
+	}
+	if c := p.post(t, refreshQ, map[string]any{"t": *tk.RefreshToken}, nil).code(); c != "OK" {
+		t.Fatalf("refresh of an exchanged session: %s", c)
+	}
+	if c := p.post(t, exchangeQ, map[string]any{"t": idToken(jwt.MapClaims{"email": "nobody@example.com", "email_verified": true})}, nil).code(); c != "CUSTOMER_NOT_REGISTERED" {
+		t.Fatalf("unknown customer: %s", c)
+	}
+}
+
+// TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
+// an HttpOnly cookie that refresh reads with the CSRF header.
+func TestBinaryCookieMode(t *testing.T) {
+	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true"}))
+	body, _ := json.Marshal(map[string]any{"query": loginQ, "variables": map[string]any{"e": "ada@example.com", "p": binPassword}})
+	res, err := http.Post(p.url+"/graphql", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Value != "" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login cookie: %+v", cookie)
+	}
+	send := func(header http.Header) gqlResponse {
+		h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
+		for k, v := range header {
+			h[k] = v
+		}
+		return p.post(t, `mutation { refreshCustomerToken { token } }`, nil, h)
+	}
+	if c := send(nil).code(); c != "BAD_USER_INPUT" {
+		t.Fatalf("cookie without the CSRF header: %s", c)
+	}
+	if c := send(http.Header{"X-Requested-With": {"fetch"}}).code(); c != "OK" {
+		t.Fatalf("cookie refresh: %s", c)
+	}
+}
+
+// TestBinaryEdDSAAndMetrics: with JWT_ALGORITHM=EdDSA another service
+// verifies access tokens from the JWKS alone; METRICS_ADDR serves metrics on
+// a listener of their own and not on the service port.
+func TestBinaryEdDSAAndMetrics(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := production(t, map[string]string{
+		"JWT_ALGORITHM": "EdDSA", "JWT_ED25519_PRIVATE_KEY_FILE": keyFile, "METRICS_ADDR": freeAddr(t),
+	})
+	delete(env, "JWT_PRIVATE_KEY")
+	p := startBinary(t, env)
+	tk := p.login(t, "ada@example.com")
+
+	res, err := http.Get(p.url + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct{ Keys []struct{ Kid, X string } }
+	_ = json.NewDecoder(res.Body).Decode(&set)
+	res.Body.Close()
+	parsed, err := jwt.Parse(tk.Token, func(tok *jwt.Token) (any, error) {
+		for _, k := range set.Keys {
+			if k.Kid == tok.Header["kid"] {
+				x, err := base64.RawURLEncoding.DecodeString(k.X)
+				return ed25519.PublicKey(x), err
+			}
+		}
+		return nil, errors.New("kid not in the JWKS")
+	}, jwt.WithValidMethods([]string{"EdDSA"}))
+	if err != nil || !parsed.Valid {
+		t.Fatalf("verifying with the JWKS: %v", err)
+	}
+
+	scrape := func(url string) (int, string) {
+		res, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	status, text := scrape(p.metrics)
+	if status != http.StatusOK || !strings.Contains(text, `meshauth_graphql_operations_total{code="OK",operation="generateCustomerToken"} 1`) {
+		t.Fatalf("metrics listener: %d %.300s", status, text)
+	}
+	if status, _ := scrape(p.url); status != http.StatusNotFound {
+		t.Fatalf("/metrics on the service port with METRICS_ADDR set: %d", status)
+	}
+}
