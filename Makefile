@@ -1,5 +1,9 @@
 .PHONY: run test e2e browser fuzz build generate
 
+# The compose-file check is a module of its own (deploy/composetest), so that
+# compose-go and its dependencies stay out of the service's go.mod.
+COMPOSETEST := deploy/composetest
+
 # Run the service on the embedded store in development mode.
 run:
 	APP_ENV=development go run ./cmd/meshauth
@@ -9,6 +13,7 @@ run:
 test:
 	go vet ./...
 	scripts/dynamodb-local.sh run -- go test -race -count=1 ./...
+	cd $(COMPOSETEST) && go vet ./... && go test -race -count=1 ./...
 
 # The service behind Apollo Gateway, Hive Gateway and GraphQL Mesh.
 e2e:
