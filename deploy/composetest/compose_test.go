@@ -1,7 +1,9 @@
-package meshauth
+package composetest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,13 +14,26 @@ import (
 	"github.com/meshauth/meshauth/internal/config"
 )
 
+// root is the repository root, where docker-compose.yml, the Dockerfile and
+// .env.template live, seen from this directory.
+const root = "../.."
+
 // TestDockerCompose loads docker-compose.yml as `docker compose` would (no
 // Docker engine runs here) after `cp .env.template .env`, and checks what
 // running it depends on.
 func TestDockerCompose(t *testing.T) {
-	opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"},
-		cli.WithWorkingDirectory("."),
-		cli.WithEnvFiles(".env.template"),
+	dir, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"docker-compose.yml", "Dockerfile", ".env.template"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("repository root %s: %v", dir, err)
+		}
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
+		cli.WithWorkingDirectory(dir),
+		cli.WithEnvFiles(filepath.Join(dir, ".env.template")),
 		cli.WithDotEnv,
 		cli.WithName("meshauth"),
 		cli.WithProfiles([]string{"admin"}),
@@ -50,6 +65,8 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if svc.Build == nil || svc.Build.Context == "" {
 		t.Error("meshauth is not built from the Dockerfile")
+	} else if _, err := os.Stat(filepath.Join(svc.Build.Context, svc.Build.Dockerfile)); err != nil || svc.Build.Dockerfile == "" {
+		t.Errorf("meshauth's Dockerfile %q: %v", svc.Build.Dockerfile, err)
 	}
 	if dep, ok := svc.DependsOn["dynamodb-local"]; !ok || dep.Condition != types.ServiceConditionHealthy {
 		t.Error("meshauth does not wait for a healthy dynamodb-local")
@@ -79,7 +96,7 @@ func TestDockerCompose(t *testing.T) {
 			env[k] = *v
 		}
 	}
-	if _, err := config.Load(envOf(env)); err != nil {
+	if _, err := config.Load(func(k string) string { return env[k] }); err != nil {
 		t.Errorf("compose's environment is not a valid configuration: %v", err)
 	}
 }
