@@ -1,18 +1,14 @@
 package oidc
 
 import (
-	"cmp"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,7 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/meshauth/meshauth/internal/upstream"
 )
@@ -39,53 +38,41 @@ const MaxCacheTTL = 24 * time.Hour
 // key of size 2048 bits or larger MUST be used").
 const minRSABits = 2048
 
-// key is one usable key of a JWK Set with the one JWS algorithm it verifies.
-type key struct {
-	id  string           // kid, possibly empty
-	alg string           // the pinned algorithm, one of supportedAlgs
-	pub crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+// keySet is the usable keys of one fetched JWK Set, each stored with the one
+// algorithm it is pinned to, and the keyfunc that picks a token's key by kid
+// and rejects a token whose alg is not that key's.
+type keySet struct {
+	keyfunc.Keyfunc
+	n int // how many keys
+}
+
+// has reports whether a token with kid can be checked against s: kid is one
+// of its keys, or kid is empty and s has exactly one key.
+func (s *keySet) has(kid string) bool {
+	if kid == "" {
+		return s.n == 1
+	}
+	_, err := s.Storage().KeyRead(context.Background(), kid)
+	return err == nil
 }
 
 // issuer is a configured issuer and its JWK Set cache.
 type issuer struct {
 	cfg     Issuer
 	parsers map[string]*jwt.Parser // by pinned algorithm
+	flight  singleflight.Group     // the fetch under way, shared by its callers
 
 	mu          sync.Mutex
-	keys        []key     // nil until a fetch succeeds
+	keys        *keySet   // nil until a fetch succeeds
 	freshUntil  time.Time // keys are used without refetching until then
 	attempted   bool
-	lastAttempt time.Time  // start of the last fetch, successful or not
-	lastErr     error      // why the last fetch failed, while keys is nil
-	inflight    *fetchCall // the fetch under way, if any
+	lastAttempt time.Time // start of the last fetch, successful or not
+	lastErr     error     // why the last fetch failed
+	fetching    bool      // a fetch is under way in flight
 }
 
-// fetchCall is one fetch that every caller needing it waits for.
-type fetchCall struct {
-	done chan struct{} // closed when the fetch has finished
-	err  error         // written before done is closed
-}
-
-// match returns the cached keys a token with kid may be signed with: those
-// with that kid, or, for a token without one, the only key if the set has
-// exactly one usable key. is.mu must be held.
-func (is *issuer) match(kid string) []key {
-	if kid == "" {
-		if len(is.keys) == 1 {
-			return is.keys
-		}
-		return nil
-	}
-	var m []key
-	for _, k := range is.keys {
-		if k.id == kid {
-			m = append(m, k)
-		}
-	}
-	return m
-}
-
-// keysFor returns the keys of is that a token with kid may be signed with.
+// keysFor returns the key set of is that a token with kid is checked
+// against: one that has kid or, for an empty kid, exactly one key.
 //
 // The JWK Set is fetched on first use and again when the cache is stale or
 // kid is not in it, but never twice within MinRefetchInterval (counted from
@@ -96,50 +83,55 @@ func (is *issuer) match(kid string) []key {
 //
 // keysFor returns ErrKeysUnavailable when no keys were ever fetched, when the
 // fetch it waited for failed and kid is not cached, or when ctx ends first.
-func (v *Verifier) keysFor(ctx context.Context, is *issuer, kid string) ([]key, error) {
-	var waited *fetchCall
+func (v *Verifier) keysFor(ctx context.Context, is *issuer, kid string) (*keySet, error) {
+	waited := false
+	var waitErr error
 	for {
 		is.mu.Lock()
 		now := v.now()
-		m := is.match(kid)
-		fresh := is.keys != nil && now.Before(is.freshUntil)
-		if len(m) > 0 && fresh {
+		keys := is.keys
+		known := keys != nil && keys.has(kid)
+		fresh := keys != nil && now.Before(is.freshUntil)
+		if known && fresh {
 			is.mu.Unlock()
-			return m, nil
+			return keys, nil
 		}
 		// Fetch when the cache is cold or stale, or kid is unknown; a token
 		// without kid and a fresh set of several keys cannot be helped.
-		if waited == nil && (!fresh || kid != "") {
-			f := is.inflight
-			if f == nil && (!is.attempted || now.Sub(is.lastAttempt) >= v.minRefetch) {
-				f = &fetchCall{done: make(chan struct{})}
-				is.inflight, is.attempted, is.lastAttempt = f, true, now
-				// The fetch outlives a caller that gives up: others may wait for it.
-				go v.refresh(context.WithoutCancel(ctx), is, f, now)
+		if !waited && (!fresh || kid != "") &&
+			(is.fetching || !is.attempted || now.Sub(is.lastAttempt) >= v.minRefetch) {
+			if !is.fetching {
+				is.fetching, is.attempted, is.lastAttempt = true, true, now
 			}
-			if f != nil {
-				is.mu.Unlock()
-				select {
-				case <-f.done:
-				case <-ctx.Done():
-					return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, ctx.Err())
-				}
-				waited = f
-				continue
+			// DoChan is called with is.mu held and refresh clears fetching
+			// under is.mu, so a caller that saw fetching joins that very
+			// fetch. The fetch outlives a caller that gives up: others may
+			// be waiting for it.
+			ch := is.flight.DoChan("", func() (any, error) {
+				return nil, v.refresh(context.WithoutCancel(ctx), is)
+			})
+			is.mu.Unlock()
+			select {
+			case r := <-ch:
+				waitErr = r.Err
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, ctx.Err())
 			}
+			waited = true
+			continue
 		}
-		cached, lastErr := is.keys != nil, is.lastErr
+		lastErr := is.lastErr
 		is.mu.Unlock()
 		switch {
-		case !cached:
+		case keys == nil:
 			if lastErr == nil {
 				lastErr = errors.New("no keys fetched")
 			}
 			return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, lastErr)
-		case len(m) > 0:
-			return m, nil
-		case waited != nil && waited.err != nil:
-			return nil, fmt.Errorf("%w: key id not cached: %w", ErrKeysUnavailable, waited.err)
+		case known:
+			return keys, nil
+		case waitErr != nil:
+			return nil, fmt.Errorf("%w: key id not cached: %w", ErrKeysUnavailable, waitErr)
 		case kid == "":
 			return nil, invalid("no kid header and the issuer has several keys")
 		default:
@@ -148,27 +140,26 @@ func (v *Verifier) keysFor(ctx context.Context, is *issuer, kid string) ([]key, 
 	}
 }
 
-// refresh fetches the JWK Set of is for f, which started at start, and
-// updates the cache: on success the keys are replaced and fresh for the
-// response's lifetime; on failure the cached keys stay as they are.
-func (v *Verifier) refresh(ctx context.Context, is *issuer, f *fetchCall, start time.Time) {
+// refresh fetches the JWK Set of is and updates the cache: on success the
+// keys are replaced and fresh for the response's lifetime, counted from the
+// start of the fetch; on failure the cached keys stay as they are.
+func (v *Verifier) refresh(ctx context.Context, is *issuer) error {
 	keys, ttl, err := v.fetch(ctx, is.cfg.JWKSURL)
 	is.mu.Lock()
-	if err == nil {
-		is.keys, is.freshUntil, is.lastErr = keys, start.Add(ttl), nil
-	} else {
-		f.err = fmt.Errorf("fetch JWK Set of %q: %w", is.cfg.Issuer, err)
-		is.lastErr = f.err
+	defer is.mu.Unlock()
+	is.fetching = false
+	if err != nil {
+		is.lastErr = fmt.Errorf("fetch JWK Set of %q: %w", is.cfg.Issuer, err)
+		return is.lastErr
 	}
-	is.inflight = nil
-	is.mu.Unlock()
-	close(f.done)
+	is.keys, is.freshUntil, is.lastErr = keys, is.lastAttempt.Add(ttl), nil
+	return nil
 }
 
 // fetch GETs a JWK Set and returns its usable keys and how long they may be
 // cached. Only a 200 answer of at most MaxJWKSSize bytes is accepted;
 // redirects are not followed. Its errors never quote the URL or the body.
-func (v *Verifier) fetch(ctx context.Context, jwksURL string) ([]key, time.Duration, error) {
+func (v *Verifier) fetch(ctx context.Context, jwksURL string) (*keySet, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
@@ -226,109 +217,81 @@ func freshness(h http.Header, def time.Duration) time.Duration {
 	return time.Duration(min(maxAge, limit)) * time.Second
 }
 
-// jwk is the part of a JSON Web Key (RFC 7517 section 4, RFC 7518 section 6,
-// RFC 8037 section 2) that is used here.
-type jwk struct {
-	Kty    string   `json:"kty"`
-	Use    string   `json:"use"`
-	KeyOps []string `json:"key_ops"`
-	Alg    string   `json:"alg"`
-	Kid    string   `json:"kid"`
-	Crv    string   `json:"crv"`
-	N      string   `json:"n"`
-	E      string   `json:"e"`
-	X      string   `json:"x"`
-	Y      string   `json:"y"`
-}
-
 // parseJWKS returns the usable signature keys of a JWK Set (RFC 7517 section
-// 5). Keys it cannot use are skipped: an unknown kty or curve, a use other
-// than "sig" or key_ops without "verify" (RFC 7517 sections 4.2 and 4.3), an
-// alg that does not fit the key, a malformed or too small key. A body that
-// is not a JWK Set, or has no usable key, is an error.
-func parseJWKS(b []byte) ([]key, error) {
+// 5), as usableKey decides key by key: a key it cannot use is skipped, and
+// does not cost the others. A body that is not a JWK Set, or has no usable
+// key, is an error, which never quotes the body.
+func parseJWKS(b []byte) (*keySet, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(b, &set); err != nil || set.Keys == nil {
 		return nil, errors.New("response is not a JWK Set")
 	}
-	var keys []key
+	store := jwkset.NewMemoryStorage()
+	n := 0
 	for _, raw := range set.Keys {
-		var j jwk
-		if json.Unmarshal(raw, &j) != nil {
-			continue
-		}
-		if k, ok := j.key(); ok {
-			keys = append(keys, k)
+		if k, ok := usableKey(raw); ok {
+			if store.KeyWrite(context.Background(), k) == nil {
+				n++
+			}
 		}
 	}
-	if len(keys) == 0 {
+	if n == 0 {
 		return nil, errors.New("JWK Set has no usable signature key")
 	}
-	return keys, nil
+	kf, err := keyfunc.New(keyfunc.Options{Storage: store})
+	if err != nil {
+		return nil, errors.New("JWK Set storage")
+	}
+	return &keySet{Keyfunc: kf, n: n}, nil
 }
 
-// key returns j as a verification key pinned to one algorithm: RSA (RFC 7518
-// section 6.3) to RS256 or its alg among RS256, RS384, RS512 and PS256; EC
+// defaultAlg is the algorithm a key without alg is pinned to, by kty.
+var defaultAlg = map[jwkset.KTY]jwkset.ALG{
+	jwkset.KtyRSA: jwkset.AlgRS256,
+	jwkset.KtyEC:  jwkset.AlgES256,
+	jwkset.KtyOKP: jwkset.AlgEdDSA,
+}
+
+// usableKey returns the JWK raw as a public verification key whose alg is
+// the one algorithm it is pinned to: RSA (RFC 7518 section 6.3) of at least
+// minRSABits to RS256, or to its alg among RS256, RS384, RS512 and PS256; EC
 // P-256 (section 6.2) to ES256; OKP Ed25519 (RFC 8037 section 2) to EdDSA.
-func (j jwk) key() (key, bool) {
-	if j.Use != "" && j.Use != "sig" {
-		return key{}, false
+// It reports false for a key that is malformed (jwkset decodes and checks the
+// key material: base64url, point on the curve, key size), of another type or
+// curve, with an alg that does not fit the key, or not for verifying
+// signatures: a use other than "sig", key_ops without "verify" (RFC 7517
+// sections 4.2 and 4.3). Private or symmetric key material is never kept.
+func usableKey(raw json.RawMessage) (jwkset.JWK, bool) {
+	var m jwkset.JWKMarshal
+	if json.Unmarshal(raw, &m) != nil {
+		return jwkset.JWK{}, false
 	}
-	if j.KeyOps != nil && !slices.Contains(j.KeyOps, "verify") {
-		return key{}, false
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return jwkset.JWK{}, false
 	}
-	k := key{id: j.Kid}
-	switch j.Kty {
-	case "RSA":
-		k.alg = cmp.Or(j.Alg, "RS256")
-		if !slices.Contains([]string{"RS256", "RS384", "RS512", "PS256"}, k.alg) {
-			return key{}, false
-		}
-		n, err1 := b64(j.N)
-		e, err2 := b64(j.E)
-		if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-			return key{}, false
-		}
-		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		if pub.N.BitLen() < minRSABits || pub.E < 3 || pub.E%2 == 0 || pub.E > 1<<31-1 {
-			return key{}, false
-		}
-		k.pub = pub
-	case "EC":
-		k.alg = cmp.Or(j.Alg, "ES256")
-		if j.Crv != "P-256" || k.alg != "ES256" {
-			return key{}, false
-		}
-		x, err1 := b64(j.X)
-		y, err2 := b64(j.Y)
-		// RFC 7518 section 6.2.1.2: x and y are the full 32 bytes.
-		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
-			return key{}, false
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-		if err != nil { // not on the curve
-			return key{}, false
-		}
-		k.pub = pub
-	case "OKP":
-		k.alg = cmp.Or(j.Alg, "EdDSA")
-		if j.Crv != "Ed25519" || k.alg != "EdDSA" {
-			return key{}, false
-		}
-		x, err := b64(j.X)
-		if err != nil || len(x) != ed25519.PublicKeySize {
-			return key{}, false
-		}
-		k.pub = ed25519.PublicKey(x)
-	default:
-		return key{}, false
+	if m.KEYOPS != nil && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		return jwkset.JWK{}, false
 	}
-	return k, true
-}
-
-// b64 decodes base64url (RFC 7515 section 2), tolerating padding.
-func b64(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if m.ALG == "" {
+		m.ALG = defaultAlg[m.KTY]
+	}
+	// Without the Private option jwkset decodes only the public part, and
+	// rejects kty "oct"; GetX5U unset, it fetches no x5u.
+	j, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		return jwkset.JWK{}, false
+	}
+	var ok bool
+	switch k := j.Key().(type) {
+	case *rsa.PublicKey:
+		ok = slices.Contains([]jwkset.ALG{jwkset.AlgRS256, jwkset.AlgRS384, jwkset.AlgRS512, jwkset.AlgPS256}, m.ALG) &&
+			k.N.BitLen() >= minRSABits && k.E >= 3 && k.E%2 == 1
+	case *ecdsa.PublicKey:
+		ok = k.Curve == elliptic.P256() && m.ALG == jwkset.AlgES256
+	case ed25519.PublicKey:
+		ok = m.ALG == jwkset.AlgEdDSA
+	}
+	return j, ok
 }

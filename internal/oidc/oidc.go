@@ -7,6 +7,34 @@
 // one's JWK Set (RFC 7517) from the configured URL, never from the token, and
 // checks tokens as OpenID Connect Core 1.0 section 3.1.3.7 describes. Its
 // errors never contain the token or any part of a JWK Set response.
+//
+// Libraries do the generic work: github.com/MicahParks/jwkset decodes and
+// checks each JWK (base64url, key type, curve, point on the curve, x5c) and
+// holds a fetched set; github.com/MicahParks/keyfunc/v3 turns that set into
+// the jwt.Keyfunc that picks a token's key by kid and rejects a token whose
+// alg is not the key's; github.com/golang-jwt/jwt/v5 checks the signature and
+// the registered claims; golang.org/x/sync/singleflight lets concurrent
+// callers share one fetch.
+//
+// The rest is this package's own, because the libraries do not offer it:
+//   - Trust policy: which issuers and audiences are accepted (every aud
+//     value must be one), which algorithms, the algorithm each key is pinned
+//     to (stored as the key's alg for keyfunc to enforce), RSA keys of at
+//     least 2048 bits, and the mapping of claims to an Identity.
+//   - When to fetch. jwkset's HTTP storage refreshes on a wall-clock ticker,
+//     ignores Cache-Control, and its refresh on an unknown kid waits on a
+//     wall-clock rate limiter rather than answering at once; here the cache
+//     follows Cache-Control max-age, every fetch of an issuer's set, whatever
+//     triggers it, counts against one MinRefetchInterval, an unknown kid
+//     within the interval is rejected without waiting, and all of it runs on
+//     Options.Now. No goroutine outlives a fetch, so a Verifier needs no
+//     Close.
+//   - The fetch itself: jwkset's HTTP storage rejects a whole set when one
+//     key in it does not decode, reads the body without a bound and quotes
+//     the URL in its errors. Here a bad key is skipped and costs the others
+//     nothing, the body is read within MaxJWKSSize by the helpers of
+//     internal/upstream, redirects are not followed, and errors are scrubbed
+//     of the URL and the body.
 package oidc
 
 import (
@@ -264,22 +292,17 @@ func (v *Verifier) Verify(ctx context.Context, idToken string) (Identity, error)
 	if err != nil {
 		return Identity{}, err
 	}
-	var pinned []jwt.VerificationKey
-	for _, k := range keys {
-		if k.alg == alg {
-			pinned = append(pinned, k.pub)
-		}
-	}
-	if len(pinned) == 0 {
-		return Identity{}, invalid("algorithm does not match the key")
-	}
 
+	// keyfunc picks the key by kid, or, for a token without one, takes the
+	// set's only key, and rejects the token unless its alg is the key's
+	// pinned one. A null kid counts as none.
+	keyFor := keys.KeyfuncCtx(ctx)
 	claims := jwt.MapClaims{}
-	_, err = is.parsers[alg].ParseWithClaims(idToken, claims, func(*jwt.Token) (any, error) {
-		if len(pinned) == 1 {
-			return pinned[0], nil
+	_, err = is.parsers[alg].ParseWithClaims(idToken, claims, func(t *jwt.Token) (any, error) {
+		if kid == "" {
+			delete(t.Header, "kid")
 		}
-		return jwt.VerificationKeySet{Keys: pinned}, nil
+		return keyFor(t)
 	})
 	if err != nil {
 		return Identity{}, invalidJWT(err)

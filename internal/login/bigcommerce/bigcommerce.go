@@ -32,6 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/meshauth/meshauth/internal/login"
 	"github.com/meshauth/meshauth/internal/upstream"
 )
@@ -115,19 +117,12 @@ type Provider struct {
 	now        func() time.Time
 	client     *http.Client
 
+	renewals singleflight.Group // the token renewal under way, shared by every login needing it
+
 	mu        sync.Mutex
 	token     string    // the cached impersonation token, "" when none
 	renewAt   time.Time // when logins start asking for a new token
 	expiresAt time.Time // when the cached token stops working
-	flight    *flight   // the token request in flight, nil when none
-}
-
-// flight is one token request that every login needing a token waits for.
-// token and err are written once, before done is closed.
-type flight struct {
-	done  chan struct{}
-	token string
-	err   error
 }
 
 // New checks the options, reporting every problem at once, and returns a
@@ -308,8 +303,8 @@ func parseLogin(b []byte) (login.Identity, error) {
 // impersonationToken returns the cached impersonation token, or waits for a
 // new one when there is none, it is due for renewal, or it is stale: the
 // token the GraphQL endpoint just refused ("" for none). Concurrent callers
-// share one token request, which runs on its own, unaffected by any caller's
-// context; a caller whose context ends stops waiting for it.
+// share one token request, which no caller's cancellation or deadline
+// affects; a caller whose context ends stops waiting for it.
 //
 // When a renewal fails while the cached token has not yet expired, the
 // cached token is returned, and kept for RenewRetryAfter (or until it expires,
@@ -324,26 +319,33 @@ func (p *Provider) impersonationToken(ctx context.Context, stale string) (string
 		p.mu.Unlock()
 		return token, nil
 	}
-	f := p.flight
-	if f == nil {
-		f = &flight{done: make(chan struct{})}
-		p.flight = f
-		go p.renew(f)
-	}
+	// DoChan is called with p.mu held and renew updates the cache under
+	// p.mu, so a login that found the token due joins the renewal under way
+	// instead of starting another once it has ended. The renewal is shared:
+	// it runs without the starting login's cancellation or deadline
+	// (context.WithoutCancel), each request bounded by p.timeout instead, so
+	// a login that gives up does not fail the others waiting for it.
+	ch := p.renewals.DoChan("", func() (any, error) {
+		return p.renew(context.WithoutCancel(ctx))
+	})
 	p.mu.Unlock()
 
 	select {
-	case <-f.done:
-		return f.token, f.err
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
 	case <-ctx.Done():
 		return "", fmt.Errorf("bigcommerce token: %w", ctx.Err())
 	}
 }
 
-// renew fetches a token for f, caches it, and releases f's waiters.
-func (p *Provider) renew(f *flight) {
+// renew fetches a token, caches it and returns it. When the fetch fails
+// while the cached token has not expired, it returns the cached token.
+func (p *Provider) renew(ctx context.Context) (string, error) {
 	expires := time.Unix(p.now().Add(p.ttl).Unix(), 0) // the API counts whole seconds
-	token, err := p.fetchToken(expires)
+	token, err := p.fetchToken(ctx, expires)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -357,15 +359,14 @@ func (p *Provider) renew(f *flight) {
 			p.renewAt = p.expiresAt
 		}
 	}
-	f.token, f.err = token, err
-	p.flight = nil
-	close(f.done)
+	return token, err
 }
 
 // fetchToken asks for an impersonation token that expires at expires. It
 // tries up to tokenAttempts times while the failure is a network error, a
 // 429 or a 5xx: creating a token has no effect a retry could repeat harmfully.
-func (p *Provider) fetchToken(expires time.Time) (string, error) {
+// Each request is bounded by p.timeout on top of ctx.
+func (p *Provider) fetchToken(ctx context.Context, expires time.Time) (string, error) {
 	body, err := json.Marshal(struct {
 		ChannelID int   `json:"channel_id"`
 		ExpiresAt int64 `json:"expires_at"`
@@ -375,7 +376,7 @@ func (p *Provider) fetchToken(expires time.Time) (string, error) {
 	}
 	backoff := tokenBackoff
 	for attempt := 1; ; attempt++ {
-		token, retry, err := p.fetchTokenOnce(body)
+		token, retry, err := p.fetchTokenOnce(ctx, body)
 		switch {
 		case err == nil:
 			return token, nil
@@ -391,8 +392,8 @@ func (p *Provider) fetchToken(expires time.Time) (string, error) {
 
 // fetchTokenOnce makes one token request and reports whether its failure is
 // worth another try.
-func (p *Provider) fetchTokenOnce(body []byte) (token string, retry bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+func (p *Provider) fetchTokenOnce(ctx context.Context, body []byte) (token string, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	header := http.Header{"X-Auth-Token": {p.xAuthToken}}
 	status, b, err := upstream.PostJSON(ctx, p.client, p.tokenURL, header, body, p.maxBody)
