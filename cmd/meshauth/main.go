@@ -3,6 +3,7 @@
 //	meshauth [serve]                     run the service (configured by env vars)
 //	meshauth migrate                     create the DynamoDB table (STORE=dynamodb)
 //	meshauth users add|remove|list ...   manage the static provider's users file
+//	meshauth healthcheck                 exit 0 when the local service on PORT is ready
 //	meshauth version                     print the version
 package main
 

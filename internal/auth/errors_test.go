@@ -9,7 +9,8 @@ import (
 )
 
 // TestCodesArePinned: codes are API. Renaming or dropping one breaks clients;
-// this list changes only by adding, and the README documents each.
+// this list changes only by adding, and docs/api.md's error table documents
+// each.
 func TestCodesArePinned(t *testing.T) {
 	want := map[auth.Code]string{
 		"BAD_USER_INPUT":          "graphql-input",
@@ -31,7 +32,7 @@ func TestCodesArePinned(t *testing.T) {
 	if len(auth.Codes) != len(want) {
 		t.Errorf("%d codes, want %d", len(auth.Codes), len(want))
 	}
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile("../../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +48,8 @@ func TestCodesArePinned(t *testing.T) {
 		if got.Message == "" {
 			t.Errorf("%s has no message", code)
 		}
-		if !strings.Contains(string(readme), "| `"+string(code)+"` |") {
-			t.Errorf("README's error table lacks %s", code)
+		if !strings.Contains(string(doc), "| `"+string(code)+"` |") {
+			t.Errorf("docs/api.md's error table lacks %s", code)
 		}
 	}
 }

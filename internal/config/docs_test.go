@@ -10,8 +10,8 @@ import (
 	"github.com/meshauth/meshauth/internal/config"
 )
 
-// TestDocumentedVariables: .env.template and the README's configuration table
-// list exactly the variables the service reads.
+// TestDocumentedVariables: .env.template and the configuration table of
+// docs/configuration.md list exactly the variables the service reads.
 func TestDocumentedVariables(t *testing.T) {
 	read := map[string]bool{}
 	for _, v := range config.Variables {
@@ -43,15 +43,36 @@ func TestDocumentedVariables(t *testing.T) {
 		t.Errorf("in .env.template but never read: %v", diff)
 	}
 
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v := range read {
-		if !strings.Contains(string(readme), "| `"+v+"` |") {
-			t.Errorf("README's configuration table lacks %s", v)
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if name, ok := tableVariable(line); ok {
+			documented[name] = true
 		}
 	}
+	if diff := difference(read, documented); len(diff) > 0 {
+		t.Errorf("read but not in docs/configuration.md's table: %v", diff)
+	}
+	if diff := difference(documented, read); len(diff) > 0 {
+		t.Errorf("in docs/configuration.md's table but never read: %v", diff)
+	}
+}
+
+// tableVariable returns the variable a row of the configuration table names
+// in its first cell: | `NAME` | default | meaning |.
+func tableVariable(line string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, "| `")
+	if !ok {
+		return "", false
+	}
+	name, _, ok := strings.Cut(rest, "` |")
+	if !ok || name == "" || strings.ToUpper(name) != name || strings.ContainsAny(name, " `") {
+		return "", false
+	}
+	return name, true
 }
 
 func difference(a, b map[string]bool) []string {

@@ -1,37 +1,12 @@
 // Package dynamo keeps sessions in an Amazon DynamoDB table: one item per
-// session, a global secondary index to find a customer's sessions, and
-// DynamoDB's time to live to drop sessions nobody ended.
+// session, a keys-only global secondary index (customer_id-index) to find a
+// customer's sessions, and DynamoDB's time to live to drop sessions nobody
+// ended. Every write that must be atomic is one conditional request, so
+// Rotate never reads and then writes across two calls.
 //
-// Every write that must be atomic is one conditional request: DynamoDB
-// evaluates a condition expression and applies the write in the same step,
-// for one item, with no other write to that item in between. So Rotate never
-// reads and then writes across two calls, and a rotation that loses its
-// condition learns the item's current state from the same request
-// (ReturnValuesOnConditionCheckFailure).
-//
-// The table has one item per session:
-//
-//	pk               S     "SESSION#" + session id (partition key)
-//	customer_id      S     key of the global secondary index customer_id-index (omitted when empty)
-//	token_hash       B     keyed hash of the current refresh token
-//	prev_token_hash  B     keyed hash of its predecessor (absent before the first rotation)
-//	created_at, refreshed_at, rotated_at, expires_at
-//	                 N     unix milliseconds (zero times other than expires_at are omitted)
-//	ttl              N     unix seconds, expires_at rounded up: DynamoDB's TTL attribute
-//	remember_me      BOOL
-//	claims           S     JSON (omitted when empty)
-//	user_agent, ip   S     (omitted when empty)
-//
-// The index customer_id-index projects keys only: a rotation then writes the
-// table alone (1 write unit for an item up to 1 KB) where an index projecting
-// all attributes would be written too (2 units), and rotation is by far the
-// most frequent write. Listing a customer's sessions pays for it with a
-// consistent BatchGetItem after the query.
-//
-// Times are kept to the millisecond. DynamoDB deletes an item some time after
-// its ttl has passed (usually within days, not at once), so expiry is always
-// checked on the expires_at attribute: Rotate's condition does, and callers
-// of Get check Session.Expired.
+// The table design, attribute by attribute, why it is so, the atomicity and
+// consistency each call gives, and the capacity each costs are written down
+// once, in docs/dynamodb.md at the repository's root.
 package dynamo
 
 import (

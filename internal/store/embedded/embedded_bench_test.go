@@ -21,7 +21,7 @@ import (
 //
 // BenchmarkRotate is the store as it is. BenchmarkRotatePrototype measures,
 // on the same data, ways the store could commit rotations; they exist only
-// in this file, as evidence for bench/RESULTS.md, and are not the store's code.
+// in this file, as evidence for docs/performance.md, and are not the store's code.
 
 // benchParallelism makes b.RunParallel run 32 goroutines per GOMAXPROCS
 // (64 on 2 cores), like the load benchmark's 64 users.
