@@ -6,7 +6,7 @@ import (
 )
 
 // Code is a stable, documented error code that clients switch on. Codes are
-// API: never rename one. The README's error table copies this list and
+// API: never rename one. The error table in docs/api.md copies this list and
 // TestCodesArePinned pins it.
 type Code string
 
