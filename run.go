@@ -395,12 +395,18 @@ func demoProvider() (*static.Provider, error) {
 }
 
 func newSigner(j config.JWT) (*token.Signer, error) {
+	var s *token.Signer
+	var err error
 	if j.Algorithm == "EdDSA" {
-		s, err := token.NewEdDSA(j.Ed25519Key, j.KeyID, j.Issuer, j.Audience)
-		if err != nil || len(j.ExtraKeys) == 0 {
-			return s, err
+		s, err = token.NewEdDSA(j.Ed25519Key, j.KeyID, j.Issuer, j.Audience)
+		if err == nil && len(j.ExtraKeys) > 0 {
+			s, err = s.WithExtraKeys(j.ExtraKeys)
 		}
-		return s.WithExtraKeys(j.ExtraKeys)
+	} else {
+		s, err = token.NewHS256(j.Secret, j.Issuer, j.Audience)
 	}
-	return token.NewHS256(j.Secret, j.Issuer, j.Audience)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithCustomerIDClaims(j.CustomerIDClaims)
 }

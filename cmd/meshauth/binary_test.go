@@ -465,3 +465,39 @@ func TestBinaryEdDSAAndMetrics(t *testing.T) {
 		t.Fatalf("/metrics on the service port with METRICS_ADDR set: %d", status)
 	}
 }
+
+// TestBinaryCustomerIDClaims: configured as the migration guide says for the
+// BigCommerce mesh module (JWT_CUSTOMER_ID_CLAIMS=customer_id,bc_customer_id),
+// the access token carries a numeric customer id as a JSON number in both
+// claims, before and after a refresh, read the way that module's resolvers
+// read it: jwt.verify with the shared secret, then the claim.
+func TestBinaryCustomerIDClaims(t *testing.T) {
+	env := production(t, map[string]string{"JWT_CUSTOMER_ID_CLAIMS": "customer_id,bc_customer_id"})
+	env["STATIC_USERS_FILE"] = usersFile(t, map[string]string{"ada@example.com": "4242", "bob@example.com": "B-7"})
+	p := startBinary(t, env)
+	read := func(tok string) jwt.MapClaims {
+		t.Helper()
+		mc := jwt.MapClaims{}
+		if _, err := jwt.ParseWithClaims(tok, mc, func(*jwt.Token) (any, error) { return []byte(binJWTSecret), nil },
+			jwt.WithValidMethods([]string{"HS256"})); err != nil {
+			t.Fatal(err)
+		}
+		return mc
+	}
+	ada := p.login(t, "ada@example.com")
+	next := p.post(t, refreshQ, map[string]any{"t": *ada.RefreshToken}, nil).tokens(t, "refreshCustomerToken")
+	for when, tok := range map[string]string{"login": ada.Token, "refresh": next.Token} {
+		mc := read(tok)
+		for _, name := range []string{"customer_id", "bc_customer_id"} {
+			if n, ok := mc[name].(float64); !ok || n != 4242 {
+				t.Errorf("after %s, %s = %#v, want the number 4242", when, name, mc[name])
+			}
+		}
+		if mc["sub"] != "4242" {
+			t.Errorf("after %s, sub = %#v, want the string", when, mc["sub"])
+		}
+	}
+	if mc := read(p.login(t, "bob@example.com").Token); mc["bc_customer_id"] != "B-7" {
+		t.Errorf("a non-numeric id: %#v", mc["bc_customer_id"])
+	}
+}

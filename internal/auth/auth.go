@@ -198,16 +198,17 @@ func (s *Service) startSession(ctx context.Context, id login.Identity, remember 
 	}
 	c := clientFrom(ctx)
 	sess := store.Session{
-		ID:          sid,
-		CustomerID:  id.CustomerID,
-		TokenHash:   s.o.Codec.Hash(rt),
-		CreatedAt:   rt.Created,
-		RefreshedAt: now,
-		ExpiresAt:   rt.Expires,
-		RememberMe:  remember,
-		Claims:      claims,
-		UserAgent:   truncate(c.UserAgent, 512),
-		IP:          c.IP,
+		ID:                sid,
+		CustomerID:        id.CustomerID,
+		NumericCustomerID: id.NumericID && login.IsNumericID(id.CustomerID),
+		TokenHash:         s.o.Codec.Hash(rt),
+		CreatedAt:         rt.Created,
+		RefreshedAt:       now,
+		ExpiresAt:         rt.Expires,
+		RememberMe:        remember,
+		Claims:            claims,
+		UserAgent:         truncate(c.UserAgent, 512),
+		IP:                c.IP,
 	}
 	if err := s.o.Sessions.Create(ctx, sess); err != nil {
 		return store.Session{}, token.Refresh{}, s.storeFailure("create session", err)
@@ -327,12 +328,13 @@ func (s *Service) tokens(sess store.Session, rt token.Refresh, now time.Time) (T
 		exp = sess.ExpiresAt
 	}
 	access, err := s.o.Signer.Sign(token.Claims{
-		CustomerID:    sess.CustomerID,
-		SessionID:     sess.ID,
-		RefreshExpiry: rt.Expires,
-		IssuedAt:      now,
-		Expires:       exp,
-		Extra:         extra,
+		CustomerID:        sess.CustomerID,
+		NumericCustomerID: sess.NumericCustomerID,
+		SessionID:         sess.ID,
+		RefreshExpiry:     rt.Expires,
+		IssuedAt:          now,
+		Expires:           exp,
+		Extra:             extra,
 	})
 	if err != nil {
 		return Tokens{}, fail(CodeInternal, fmt.Errorf("sign access token: %w", err))

@@ -145,6 +145,8 @@ type JWT struct {
 	KeyID     string
 	Issuer    string
 	Audience  string
+	// CustomerIDClaims carry the customer id (JWT_CUSTOMER_ID_CLAIMS).
+	CustomerIDClaims []string
 }
 
 // Development reports whether the development tools are enabled.
@@ -157,7 +159,7 @@ var Variables = []string{
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
 	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL",
-	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE",
+	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_CUSTOMER_ID_CLAIMS",
 	"REFRESH_TOKEN_SECRET",
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
 	"SESSION_MAX_LIFETIME_IN_MINUTES", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS",
@@ -485,6 +487,15 @@ func readJWT(r *reader, c *Config, dev bool) {
 	j.Issuer = r.str("JWT_ISSUER", "meshauth")
 	j.Audience = r.str("JWT_AUDIENCE", "meshauth")
 	j.KeyID = r.str("JWT_KEY_ID", "")
+	j.CustomerIDClaims = r.list("JWT_CUSTOMER_ID_CLAIMS")
+	if len(j.CustomerIDClaims) == 0 {
+		j.CustomerIDClaims = token.DefaultCustomerIDClaims
+	}
+	for _, n := range j.CustomerIDClaims {
+		if token.Reserved[n] && n != "customer_id" || n == "role" || n == "status" {
+			r.fail("JWT_CUSTOMER_ID_CLAIMS: %q is a registered or meshauth claim; name claims of your own, such as customer_id,bc_customer_id", n)
+		}
+	}
 	switch j.Algorithm {
 	case "HS256":
 		j.Secret = secret(r, "JWT_PRIVATE_KEY", dev)

@@ -90,7 +90,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 		Store: "embedded", Dynamo: config.Dynamo{CallTimeout: 2 * time.Second}, LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens: config.IDTokens{RequireVerifiedEmail: true},
-		JWT:      config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth"},
+		JWT:      config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth", CustomerIDClaims: []string{"customer_id"}},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
 			MaxLifetime: 0, ReuseInterval: 30 * time.Second,
@@ -141,7 +141,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens:      config.IDTokens{RequireVerifiedEmail: true},
-		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway"},
+		JWT:           config.JWT{Algorithm: "HS256", Secret: []byte(jwtSecret), KeyID: "k1", Issuer: "https://auth.example", Audience: "gateway", CustomerIDClaims: []string{"customer_id"}},
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{
 			AccessTTL: 5 * time.Minute, IdleTTL: time.Hour, RememberTTL: 24 * time.Hour,
@@ -202,6 +202,11 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			"unknown provider, algorithm and environment",
 			production.with("LOGIN_PROVIDER", "ldap", "JWT_ALGORITHM", "RS256", "APP_ENV", "prod"),
 			[]string{"APP_ENV", "LOGIN_PROVIDER", "JWT_ALGORITHM"},
+		},
+		{
+			"customer-id claims that the service owns",
+			production.with("JWT_CUSTOMER_ID_CLAIMS", "customer_id,sub,bc_customer_id,exp"),
+			[]string{"JWT_CUSTOMER_ID_CLAIMS", "JWT_CUSTOMER_ID_CLAIMS"},
 		},
 		{
 			"short secrets and missing users file",

@@ -5,6 +5,7 @@ package login
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,11 @@ var ErrInvalidCredentials = errors.New("invalid credentials")
 type Identity struct {
 	// CustomerID is the platform's id for the customer, as the platform returned it.
 	CustomerID string
+	// NumericID says the platform gave the id as a JSON integer. Access
+	// tokens then carry it as a number, as resolvers written for that
+	// platform expect; an id outside ±(2^53-1), which JavaScript cannot hold
+	// exactly, stays a string.
+	NumericID bool
 	// Claims are extra access-token claims the platform wants carried (for
 	// example a customer group). The service's registered claims override them.
 	Claims map[string]any
@@ -62,6 +68,18 @@ type Service interface {
 	// Login returns the customer the credentials belong to, ErrInvalidCredentials
 	// when the platform rejects them, or another error when it cannot tell.
 	Login(ctx context.Context, email, password string) (Identity, error)
+}
+
+// maxSafeInteger is 2^53-1, the largest integer JavaScript (and any IEEE
+// 754 double) holds exactly.
+const maxSafeInteger = 1<<53 - 1
+
+// IsNumericID reports whether id is a canonical decimal integer (an
+// optional minus, no leading zeros) within ±(2^53-1), so that a JSON number
+// carries it exactly to any reader.
+func IsNumericID(id string) bool {
+	n, err := strconv.ParseInt(id, 10, 64)
+	return err == nil && -maxSafeInteger <= n && n <= maxSafeInteger && strconv.FormatInt(n, 10) == id
 }
 
 // NormalizeEmail is the form in which emails are compared and counted:

@@ -28,6 +28,9 @@ var (
 type Session struct {
 	ID         string
 	CustomerID string
+	// NumericCustomerID: the login provider gave CustomerID as a JSON
+	// integer, so access tokens carry it as a number.
+	NumericCustomerID bool `json:",omitempty"`
 	// TokenHash is the keyed hash of the current refresh token.
 	TokenHash []byte
 	// PrevTokenHash is the keyed hash of the token TokenHash replaced; nil

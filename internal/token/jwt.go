@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/login"
 )
 
 // MaxClockSkew is the leeway allowed on exp, nbf and iat when verifying
@@ -22,20 +25,29 @@ const MaxClockSkew = 60 * time.Second
 // Claims are the claims of an access token. Extra holds the claims a login
 // provider added; it can never override the registered ones listed in Reserved.
 type Claims struct {
-	CustomerID    string
-	SessionID     string
-	RefreshExpiry time.Time
-	IssuedAt      time.Time
-	Expires       time.Time
-	ID            string
-	Extra         map[string]any
+	CustomerID string
+	// NumericCustomerID carries CustomerID as a JSON number in the
+	// customer-id claims (sub stays a string, RFC 7519 section 4.1.2). It
+	// is honoured only for ids login.IsNumericID accepts.
+	NumericCustomerID bool
+	SessionID         string
+	RefreshExpiry     time.Time
+	IssuedAt          time.Time
+	Expires           time.Time
+	ID                string
+	Extra             map[string]any
 }
 
-// Reserved are the claims the service owns. Extra claims with these names are dropped.
+// Reserved are the claims the service owns. Extra claims with these names,
+// or with the name of a customer-id claim, are dropped.
 var Reserved = map[string]bool{
 	"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"jti": true, "sid": true, "customer_id": true, "refresh_expiry": true,
 }
+
+// DefaultCustomerIDClaims are the claims that carry the customer id unless
+// configured otherwise (JWT_CUSTOMER_ID_CLAIMS).
+var DefaultCustomerIDClaims = []string{"customer_id"}
 
 // Signer mints and verifies access tokens with one allow-listed algorithm.
 type Signer struct {
@@ -49,6 +61,9 @@ type Signer struct {
 	issuer   string
 	audience string
 	parser   *jwt.Parser
+	// idClaims carry the customer id besides sub; DefaultCustomerIDClaims
+	// unless WithCustomerIDClaims says otherwise.
+	idClaims []string
 }
 
 // NewHS256 returns a Signer that signs with HMAC-SHA256 and the shared secret.
@@ -127,8 +142,30 @@ func (s *Signer) JWKS() []byte {
 }
 
 func newSigner(m jwt.SigningMethod, sign crypto.PrivateKey, verify any, kid, iss, aud string) *Signer {
-	s := &Signer{method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud}
+	s := &Signer{method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud, idClaims: DefaultCustomerIDClaims}
 	return s.WithClock(time.Now)
+}
+
+// WithCustomerIDClaims returns a copy of s whose tokens carry the customer
+// id in each of names (at least one; none of them Reserved but
+// customer_id), with the JSON type the login provider gave it. Verify reads
+// the first.
+func (s *Signer) WithCustomerIDClaims(names []string) (*Signer, error) {
+	if len(names) == 0 {
+		return nil, errors.New("at least one customer-id claim is needed")
+	}
+	for _, n := range names {
+		if n == "" || (Reserved[n] && n != "customer_id") || n == "role" || n == "status" {
+			return nil, fmt.Errorf("%q is a registered or meshauth claim", n)
+		}
+	}
+	c := *s
+	c.idClaims = slices.Clone(names)
+	return &c, nil
+}
+
+func (s *Signer) reserved(name string) bool {
+	return Reserved[name] || slices.Contains(s.idClaims, name)
 }
 
 // WithClock returns a copy of s that verifies exp, nbf and iat by the clock now.
@@ -156,7 +193,7 @@ func (s *Signer) Algorithm() string { return s.method.Alg() }
 func (s *Signer) Sign(c Claims) (string, error) {
 	mc := jwt.MapClaims{}
 	for k, v := range c.Extra {
-		if !Reserved[k] {
+		if !s.reserved(k) {
 			mc[k] = v
 		}
 	}
@@ -167,7 +204,13 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		}
 		c.ID = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	mc["customer_id"] = c.CustomerID
+	var id any = c.CustomerID
+	if c.NumericCustomerID && login.IsNumericID(c.CustomerID) {
+		id = json.Number(c.CustomerID)
+	}
+	for _, name := range s.idClaims {
+		mc[name] = id
+	}
 	mc["sub"] = c.CustomerID
 	mc["iss"] = s.issuer
 	mc["aud"] = s.audience
@@ -202,11 +245,21 @@ func (s *Signer) Verify(tokenString string) (Claims, error) {
 		return Claims{}, fmt.Errorf("verify access token: %w", err)
 	}
 	c := Claims{Extra: map[string]any{}}
-	c.CustomerID, _ = mc["customer_id"].(string)
+	c.CustomerID, _ = mc["sub"].(string)
 	c.SessionID, _ = mc["sid"].(string)
 	c.ID, _ = mc["jti"].(string)
-	if sub, _ := mc["sub"].(string); c.CustomerID == "" || sub != c.CustomerID {
-		return Claims{}, errors.New("verify access token: customer_id and sub missing or different")
+	switch id := mc[s.idClaims[0]].(type) {
+	case string:
+		if c.CustomerID == "" || id != c.CustomerID {
+			return Claims{}, fmt.Errorf("verify access token: %s and sub missing or different", s.idClaims[0])
+		}
+	case float64:
+		c.NumericCustomerID = true
+		if !login.IsNumericID(c.CustomerID) || strconv.FormatFloat(id, 'f', -1, 64) != c.CustomerID {
+			return Claims{}, fmt.Errorf("verify access token: %s and sub missing or different", s.idClaims[0])
+		}
+	default:
+		return Claims{}, fmt.Errorf("verify access token: %s missing", s.idClaims[0])
 	}
 	if exp, err := mc.GetExpirationTime(); err == nil && exp != nil {
 		c.Expires = exp.Time
@@ -218,7 +271,7 @@ func (s *Signer) Verify(tokenString string) (Claims, error) {
 		c.RefreshExpiry = time.Unix(int64(re), 0)
 	}
 	for k, v := range mc {
-		if !Reserved[k] {
+		if !s.reserved(k) {
 			c.Extra[k] = v
 		}
 	}

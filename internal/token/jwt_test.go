@@ -506,3 +506,70 @@ func TestThumbprint(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomerIDClaimTypes: the customer-id claims carry the id with the
+// JSON type the login provider gave it, as resolvers beside meshauth read it
+// (jwt.verify(token, secret).bc_customer_id, used as a number); sub stays a
+// string; an integer JavaScript cannot hold exactly stays a string.
+func TestCustomerIDClaimTypes(t *testing.T) {
+	secret := []byte("jwt-secret-jwt-secret-jwt-secret-jwt")
+	base, err := token.NewHS256(secret, "meshauth", "meshauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := base.WithCustomerIDClaims([]string{"customer_id", "bc_customer_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		id      string
+		numeric bool
+		want    any // the decoded claim: float64 for a JSON number
+	}{
+		{"numeric", "4242", true, float64(4242)},
+		{"string from the platform", "4242", false, "4242"},
+		{"not an integer", "C-1906", true, "C-1906"},
+		{"2^53-1", "9007199254740991", true, float64(9007199254740991)},
+		{"beyond 2^53", "9007199254740993", true, "9007199254740993"},
+		{"leading zero", "042", true, "042"},
+	}
+	now := time.Now()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := s.Sign(token.Claims{CustomerID: tc.id, NumericCustomerID: tc.numeric, SessionID: "s",
+				IssuedAt: now, Expires: now.Add(time.Minute), RefreshExpiry: now.Add(time.Hour),
+				Extra: map[string]any{"bc_customer_id": "forged"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Read it the way a neighbouring resolver does: verify with the
+			// shared secret, take the claim as JSON gave it.
+			mc := jwt.MapClaims{}
+			if _, err := jwt.ParseWithClaims(tok, mc, func(*jwt.Token) (any, error) { return secret, nil }, jwt.WithValidMethods([]string{"HS256"})); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"customer_id", "bc_customer_id"} {
+				if mc[name] != tc.want {
+					t.Errorf("%s = %#v, want %#v", name, mc[name], tc.want)
+				}
+			}
+			if mc["sub"] != tc.id {
+				t.Errorf("sub = %#v, want the string %q", mc["sub"], tc.id)
+			}
+			c, err := s.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, isNumber := tc.want.(float64)
+			if c.CustomerID != tc.id || c.NumericCustomerID != isNumber {
+				t.Errorf("Verify = %q numeric=%v", c.CustomerID, c.NumericCustomerID)
+			}
+		})
+	}
+	for _, bad := range [][]string{nil, {"sub"}, {"exp"}, {"sid"}, {"role"}, {""}} {
+		if _, err := base.WithCustomerIDClaims(bad); err == nil {
+			t.Errorf("WithCustomerIDClaims(%q) accepted", bad)
+		}
+	}
+}

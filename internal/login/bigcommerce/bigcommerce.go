@@ -297,7 +297,7 @@ func parseLogin(b []byte) (login.Identity, error) {
 	if !upstream.IsInteger(id) {
 		return login.Identity{}, errors.New("bigcommerce login: customer entityId is missing or not an integer")
 	}
-	return login.Identity{CustomerID: id}, nil
+	return login.Identity{CustomerID: id, NumericID: login.IsNumericID(id)}, nil
 }
 
 // impersonationToken returns the cached impersonation token, or waits for a

@@ -436,8 +436,8 @@ func TestTokenFetch(t *testing.T) {
 			checkNoLeak(t, err)
 			tokens, logins := f.counts()
 			if tc.ok {
-				if err != nil || id.CustomerID != "42" {
-					t.Fatalf("Login = %+v, %v; want customer 42", id, err)
+				if err != nil || id.CustomerID != "42" || !id.NumericID {
+					t.Fatalf("Login = %+v, %v; want the numeric customer 42", id, err)
 				}
 			} else {
 				if err == nil || errors.Is(err, login.ErrInvalidCredentials) {

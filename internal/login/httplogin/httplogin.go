@@ -188,7 +188,7 @@ func parseIdentity(b []byte) (login.Identity, error) {
 	if err := json.Unmarshal(b, &reply); err != nil {
 		return login.Identity{}, errors.New("login upstream: malformed response")
 	}
-	id, err := customerID(reply.CustomerID)
+	id, numeric, err := customerID(reply.CustomerID)
 	if err != nil {
 		return login.Identity{}, fmt.Errorf("login upstream: %w", err)
 	}
@@ -202,33 +202,34 @@ func parseIdentity(b []byte) (login.Identity, error) {
 			return login.Identity{}, errors.New("login upstream: claims are not a JSON object")
 		}
 	}
-	return login.Identity{CustomerID: id, Claims: claims, Role: reply.Role, Status: reply.Status}, nil
+	return login.Identity{CustomerID: id, NumericID: numeric, Claims: claims, Role: reply.Role, Status: reply.Status}, nil
 }
 
 // customerID accepts a non-empty JSON string, or a JSON number written as an
 // integer (no fraction, no exponent), which it returns as written: exactly,
-// however large.
-func customerID(raw json.RawMessage) (string, error) {
+// however large. numeric is true for a number within ±(2^53-1), which access
+// tokens then carry as a number.
+func customerID(raw json.RawMessage) (id string, numeric bool, err error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", errors.New("customer_id is missing")
+		return "", false, errors.New("customer_id is missing")
 	}
 	switch raw[0] {
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", errors.New("malformed response")
+			return "", false, errors.New("malformed response")
 		}
 		if strings.TrimSpace(s) == "" {
-			return "", errors.New("customer_id is empty")
+			return "", false, errors.New("customer_id is empty")
 		}
-		return s, nil
+		return s, false, nil
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		if !upstream.IsInteger(string(raw)) {
-			return "", errors.New("customer_id is a number but not an integer")
+			return "", false, errors.New("customer_id is a number but not an integer")
 		}
-		return string(raw), nil
+		return string(raw), login.IsNumericID(string(raw)), nil
 	default:
-		return "", errors.New("customer_id is neither a string nor a number")
+		return "", false, errors.New("customer_id is neither a string nor a number")
 	}
 }

@@ -72,11 +72,14 @@ func TestLoginSuccess(t *testing.T) {
 		body   string
 		want   string
 		claims map[string]any
+		// numeric: the id was a JSON integer JavaScript holds exactly.
+		numeric bool
 	}{
 		{name: "string id", body: `{"customer_id":"cust-1"}`, want: "cust-1"},
-		{name: "numeric id", body: `{"customer_id":12345}`, want: "12345"},
+		{name: "digits in a string stay a string", body: `{"customer_id":"123"}`, want: "123"},
+		{name: "numeric id", body: `{"customer_id":12345}`, want: "12345", numeric: true},
 		{name: "large numeric id is exact", body: `{"customer_id":9007199254740993}`, want: "9007199254740993"},
-		{name: "negative numeric id", body: `{"customer_id":-7}`, want: "-7"},
+		{name: "negative numeric id", body: `{"customer_id":-7}`, want: "-7", numeric: true},
 		{name: "null claims", body: `{"customer_id":"c","claims":null}`, want: "c"},
 		{
 			name: "claims",
@@ -97,8 +100,8 @@ func TestLoginSuccess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Login: %v", err)
 			}
-			if id.CustomerID != tc.want {
-				t.Errorf("CustomerID = %q, want %q", id.CustomerID, tc.want)
+			if id.CustomerID != tc.want || id.NumericID != tc.numeric {
+				t.Errorf("CustomerID = %q numeric=%v, want %q numeric=%v", id.CustomerID, id.NumericID, tc.want, tc.numeric)
 			}
 			if !reflect.DeepEqual(id.Claims, tc.claims) {
 				t.Errorf("Claims = %#v, want %#v", id.Claims, tc.claims)

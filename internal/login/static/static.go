@@ -108,7 +108,7 @@ func (p *Provider) Login(_ context.Context, email, password string) (login.Ident
 }
 
 func identity(u User) login.Identity {
-	return login.Identity{CustomerID: u.CustomerID, Claims: u.Claims, Role: u.Role, Status: u.Status}
+	return login.Identity{CustomerID: u.CustomerID, NumericID: login.IsNumericID(u.CustomerID), Claims: u.Claims, Role: u.Role, Status: u.Status}
 }
 
 // MapIdentity implements login.IdentityMapper: the user whose email is the

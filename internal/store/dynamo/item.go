@@ -52,6 +52,9 @@ func encode(sess store.Session) map[string]types.AttributeValue {
 	if sess.CustomerID != "" {
 		item["customer_id"] = &types.AttributeValueMemberS{Value: sess.CustomerID}
 	}
+	if sess.NumericCustomerID {
+		item["customer_id_numeric"] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	if len(sess.PrevTokenHash) > 0 {
 		item["prev_token_hash"] = binary(sess.PrevTokenHash)
 	}
@@ -84,14 +87,8 @@ func decode(item map[string]types.AttributeValue) (store.Session, error) {
 		UserAgent:     d.str("user_agent"),
 		IP:            d.str("ip"),
 	}
-	if v, ok := item["remember_me"]; ok {
-		b, ok := v.(*types.AttributeValueMemberBOOL)
-		if !ok {
-			d.fail("remember_me", "BOOL")
-		} else {
-			sess.RememberMe = b.Value
-		}
-	}
+	sess.RememberMe = d.boolean("remember_me")
+	sess.NumericCustomerID = d.boolean("customer_id_numeric")
 	if c := d.str("claims"); c != "" {
 		sess.Claims = json.RawMessage(c)
 	}
@@ -114,6 +111,19 @@ func (d *decoder) fail(name, want string) {
 	if d.err == nil {
 		d.err = fmt.Errorf("decode session: attribute %s is not of type %s", name, want)
 	}
+}
+
+func (d *decoder) boolean(name string) bool {
+	v, ok := d.item[name]
+	if !ok {
+		return false
+	}
+	b, ok := v.(*types.AttributeValueMemberBOOL)
+	if !ok {
+		d.fail(name, "BOOL")
+		return false
+	}
+	return b.Value
 }
 
 func (d *decoder) str(name string) string {

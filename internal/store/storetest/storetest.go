@@ -33,8 +33,10 @@ func session(id, customer string) store.Session {
 		ExpiresAt:   base.Add(15 * time.Minute),
 		RememberMe:  true,
 		Claims:      json.RawMessage(`{"group":"vip"}`),
-		UserAgent:   "Mozilla/5.0",
-		IP:          "192.0.2.1",
+		// A numeric customer id must keep its type across every write.
+		NumericCustomerID: true,
+		UserAgent:         "Mozilla/5.0",
+		IP:                "192.0.2.1",
 	}
 }
 
