@@ -161,7 +161,7 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 	gql := graph.NewHandler(graph.Options{
 		Auth:          svc,
 		Log:           log,
-		DevTools:      cfg.Development(),
+		Surface:       graph.Surface{DevTools: cfg.Development(), CustomerEntity: cfg.CustomerEntity},
 		Introspection: cfg.Introspection,
 		Operations:    metrics.Operations(),
 		Limits: graph.Limits{

@@ -23,8 +23,8 @@ const DefaultMaxTokens = 2000
 type Options struct {
 	Auth *auth.Service
 	Log  *slog.Logger
-	// DevTools shows and allows the development-only operations.
-	DevTools bool
+	// Surface is which optional parts of the schema are served.
+	Surface Surface
 	// Introspection allows introspection queries.
 	Introspection bool
 	// Operations, when set, wraps every field (metrics, tracing).
@@ -49,7 +49,12 @@ func NewHandler(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{auth: o.Auth, cookie: refreshCookie(o.Cookie)}}))
+	exec := NewExecutableSchema(Config{Resolvers: &Resolver{auth: o.Auth, cookie: refreshCookie(o.Cookie)}})
+	// Requests are validated against what the surface shows, the
+	// development-only operations included (refused later, with FORBIDDEN).
+	known := o.Surface
+	known.DevTools = true
+	srv := handler.New(validated{ExecutableSchema: exec, schema: known.Schema()})
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.Options{})
@@ -59,7 +64,7 @@ func NewHandler(o Options) http.Handler {
 	} else {
 		srv.Use(FederationSDL{})
 	}
-	srv.AroundFields(PublicSchema(o.DevTools))
+	srv.AroundFields(PublicSchema(o.Surface))
 	if o.Operations != nil {
 		srv.AroundFields(o.Operations)
 	}

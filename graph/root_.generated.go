@@ -86,7 +86,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Customer            func(childComplexity int) int
+		CurrentCustomer     func(childComplexity int) int
 		CustomerSessions    func(childComplexity int) int
 		GetAllAuthItemsByID func(childComplexity int, userID *string) int
 		GetUserAuth         func(childComplexity int, userID *string, refreshToken *string) int
@@ -381,12 +381,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateUserAuth(childComplexity, args["user_id"].(*string), args["refresh_token"].(*string)), true
 
-	case "Query.customer":
-		if e.ComplexityRoot.Query.Customer == nil {
+	case "Query.currentCustomer":
+		if e.ComplexityRoot.Query.CurrentCustomer == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Query.Customer(childComplexity), true
+		return e.ComplexityRoot.Query.CurrentCustomer(childComplexity), true
 	case "Query.customerSessions":
 		if e.ComplexityRoot.Query.CustomerSessions == nil {
 			break
@@ -574,8 +574,15 @@ var sources = []*ast.Source{
 #
 # Storefront clients log a customer in with generateCustomerToken, keep them
 # logged in with refreshCustomerToken and log them out with revokeCustomerToken.
-# Every error carries extensions.code; the codes are listed in the README.
-# The development-only operations are in devtools.graphqls.
+# Every error carries extensions.code; the codes are listed in docs/api.md.
+# The development-only operations are in devtools.graphqls; the federation
+# Customer entity, opt-in with FEDERATION_CUSTOMER_ENTITY=true, is in
+# customer-entity.graphqls.
+#
+# No name here collides with a Magento-style commerce schema (Query.customer,
+# type Customer): those that both define (generateCustomerToken,
+# revokeCustomerToken, CustomerToken, RevokeCustomerTokenOutput) have
+# compatible types, so the two merge or stitch into one gateway schema.
 
 extend schema
   @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
@@ -592,7 +599,7 @@ type Query {
   UNAUTHENTICATED. Reads no store: what a gateway or proxy that cannot verify
   a token itself calls.
   """
-  customer: CurrentCustomer
+  currentCustomer: CurrentCustomer
 }
 
 type Mutation {
@@ -662,16 +669,6 @@ enum SessionScope {
   ALL
 }
 
-"""
-A customer, as other subgraphs know it: by the customer id in our tokens.
-Its sessions resolve only for the customer the request's access token names;
-for any other id they are empty.
-"""
-type Customer @key(fields: "id") {
-  id: ID!
-  sessions: [CustomerSession!]!
-}
-
 "A session of a customer: one logged-in browser or device."
 type CustomerSession {
   "The session id (the sid claim of its access tokens)."
@@ -708,9 +705,9 @@ type RevokeCustomerTokenOutput {
 }
 
 `, BuiltIn: false},
-	{Name: "../devtools.graphqls", Input: `# Development-only operations (APP_ENV=development). Outside development they
-# are absent from the schema: introspection and the federation SDL do not show
-# them, and a query naming them fails validation.
+	{Name: "../devtools.graphqls", Input: `# Development-only operations (APP_ENV=development). Outside development
+# introspection and the federation SDL do not show them, and a request naming
+# them is refused with FORBIDDEN before any store access.
 
 extend type Query {
   """
@@ -756,6 +753,23 @@ type UpdateUserAuth {
 
 type RemoveAllUserAuthItems {
   success: Boolean
+}
+`, BuiltIn: false},
+	{Name: "../customer-entity.graphqls", Input: `# The federation Customer entity, served only with
+# FEDERATION_CUSTOMER_ENTITY=true: for federated commerce subgraphs that share
+# a Customer entity keyed by id. Off by default, because a Magento-style
+# commerce schema defines its own, incompatible type Customer; then neither
+# _service { sdl } nor introspection shows it, and a request naming it is
+# refused like any unknown field.
+
+"""
+A customer, as other subgraphs know it: by the customer id in our tokens.
+Its sessions resolve only for the customer the request's access token names;
+for any other id they are empty.
+"""
+type Customer @key(fields: "id") {
+  id: ID!
+  sessions: [CustomerSession!]!
 }
 `, BuiltIn: false},
 	{Name: "../federation/directives.graphql", Input: `

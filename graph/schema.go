@@ -14,30 +14,66 @@ import (
 	"github.com/meshauth/meshauth/internal/auth"
 )
 
-// devToolsSource is the schema file of the development-only operations.
-const devToolsSource = "devtools.graphqls"
+// Schema files that not every deployment serves.
+const (
+	devToolsSource       = "devtools.graphqls"
+	customerEntitySource = "customer-entity.graphqls"
+	federationEntities   = "federation/entity.graphql"
+)
 
-func publicSources(devTools bool) []*ast.Source {
+// withoutEntities replaces gqlgen's federation entity source when the
+// Customer entity is off: with no entity there is no _Entity union and no
+// _entities field, only _service.
+var withoutEntities = &ast.Source{Name: federationEntities, BuiltIn: true, Input: `
+type _Service {
+  sdl: String
+}
+
+extend type Query {
+  _service: _Service!
+}
+`}
+
+// Surface is which optional parts of the schema a deployment shows.
+type Surface struct {
+	// DevTools: the development-only operations (APP_ENV=development).
+	DevTools bool
+	// CustomerEntity: the federation Customer entity (FEDERATION_CUSTOMER_ENTITY).
+	CustomerEntity bool
+}
+
+func (s Surface) sources() []*ast.Source {
 	var out []*ast.Source
 	for _, src := range sources {
-		if devTools || !strings.HasSuffix(src.Name, devToolsSource) {
+		switch {
+		case strings.HasSuffix(src.Name, devToolsSource) && !s.DevTools:
+		case strings.HasSuffix(src.Name, customerEntitySource) && !s.CustomerEntity:
+		case strings.HasSuffix(src.Name, federationEntities) && !s.CustomerEntity:
+			out = append(out, withoutEntities)
+		default:
 			out = append(out, src)
 		}
 	}
 	return out
 }
 
-// productionSchema is the schema without the development-only operations,
-// as introspection shows it outside development.
-var productionSchema = sync.OnceValue(func() *ast.Schema {
-	return gqlparser.MustLoadSchema(publicSources(false)...)
-})
+// schemas are the parsed schemas of each surface, built once.
+var schemas sync.Map // Surface -> *ast.Schema
+
+// Schema returns the schema s shows: what introspection describes.
+func (s Surface) Schema() *ast.Schema {
+	if v, ok := schemas.Load(s); ok {
+		return v.(*ast.Schema)
+	}
+	v, _ := schemas.LoadOrStore(s, gqlparser.MustLoadSchema(s.sources()...))
+	return v.(*ast.Schema)
+}
 
 // SDL is the subgraph schema a federation gateway composes (_service { sdl }):
-// the schema files, without the development-only one unless devTools.
-func SDL(devTools bool) string {
+// the schema files s shows.
+func (s Surface) SDL() string {
 	var parts []string
-	for _, src := range publicSources(devTools) {
+	for _, src := range s.sources() {
 		if !src.BuiltIn {
 			parts = append(parts, src.Input)
 		}
@@ -45,14 +81,27 @@ func SDL(devTools bool) string {
 	return strings.Join(parts, "\n")
 }
 
+// validated is the executable schema with requests validated against the
+// schema of a surface: a field the surface does not show (the Customer
+// entity and _entities when it is off) is refused as unknown, exactly as if
+// it did not exist. The development-only operations stay known, so that
+// outside development they are refused with FORBIDDEN (PublicSchema).
+type validated struct {
+	graphql.ExecutableSchema
+	schema *ast.Schema
+}
+
+func (v validated) Schema() *ast.Schema { return v.schema }
+
 // PublicSchema is a field middleware that shows clients the schema they may
-// use. Outside development the development-only operations and types are
-// absent from introspection (__schema, __type) and from the federation SDL
-// (_service { sdl }), so a gateway never composes them; a request that names
-// them anyway reaches the service and is refused with FORBIDDEN. Introspection
-// itself, where disabled, is refused with FORBIDDEN too.
-func PublicSchema(devTools bool) graphql.FieldMiddleware {
-	sdl := SDL(devTools)
+// use. Introspection (__schema, __type) and the federation SDL (_service {
+// sdl }) describe only what s shows, so a gateway never composes the rest;
+// a development-only operation named outside development reaches the
+// service and is refused with FORBIDDEN. Introspection itself, where
+// disabled, is refused with FORBIDDEN too.
+func PublicSchema(s Surface) graphql.FieldMiddleware {
+	sdl := s.SDL()
+	schema := s.Schema()
 	return func(ctx context.Context, next graphql.Resolver) (any, error) {
 		fc := graphql.GetFieldContext(ctx)
 		if fc == nil {
@@ -65,10 +114,6 @@ func PublicSchema(devTools bool) graphql.FieldMiddleware {
 			if graphql.GetOperationContext(ctx).DisableIntrospection {
 				return nil, &auth.Error{Code: auth.CodeForbidden, Detail: "Introspection is disabled."}
 			}
-			if devTools {
-				return next(ctx)
-			}
-			schema := productionSchema()
 			if fc.Field.Name == "__schema" {
 				return introspection.WrapSchema(schema), nil
 			}

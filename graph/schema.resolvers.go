@@ -12,12 +12,6 @@ import (
 	"github.com/meshauth/meshauth/internal/auth"
 )
 
-// Sessions is the resolver for the sessions field.
-func (r *customerResolver) Sessions(ctx context.Context, obj *model.Customer) ([]*model.CustomerSession, error) {
-	list, err := r.auth.SessionsOf(ctx, obj.ID)
-	return customerSessions(list), err
-}
-
 // GenerateCustomerToken is the resolver for the generateCustomerToken field.
 func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email string, password string, rememberMe *bool) (*model.CustomerToken, error) {
 	t, err := r.auth.Login(ctx, email, password, rememberMe != nil && *rememberMe)
@@ -88,8 +82,8 @@ func (r *queryResolver) CustomerSessions(ctx context.Context) ([]*model.Customer
 	return customerSessions(list), nil
 }
 
-// Customer is the resolver for the customer field.
-func (r *queryResolver) Customer(ctx context.Context) (*model.CurrentCustomer, error) {
+// CurrentCustomer is the resolver for the currentCustomer field.
+func (r *queryResolver) CurrentCustomer(ctx context.Context) (*model.CurrentCustomer, error) {
 	id, err := r.auth.Whoami(ctx)
 	if err != nil {
 		return nil, err
@@ -100,9 +94,6 @@ func (r *queryResolver) Customer(ctx context.Context) (*model.CurrentCustomer, e
 	}, nil
 }
 
-// Customer returns CustomerResolver implementation.
-func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
-
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -110,7 +101,6 @@ func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
-	customerResolver struct{ *Resolver }
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
 )

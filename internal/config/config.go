@@ -55,6 +55,8 @@ type Config struct {
 	LogFormat string // json | text
 	// Introspection allows GraphQL introspection queries.
 	Introspection bool
+	// CustomerEntity serves the federation Customer entity (FEDERATION_CUSTOMER_ENTITY).
+	CustomerEntity bool
 	// MetricsAddr is where /metrics is served: "" on the service's own port,
 	// "off" nowhere, otherwise a listen address of its own (":9090").
 	MetricsAddr string
@@ -154,7 +156,7 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 
 // Variables lists every environment variable Load reads.
 var Variables = []string{
-	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "METRICS_ADDR",
+	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
@@ -316,6 +318,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	}
 	c.LogFormat = r.oneOf("LOG_FORMAT", defFormat, "json", "text")
 	c.Introspection = r.boolean("GRAPHQL_INTROSPECTION", dev)
+	c.CustomerEntity = r.boolean("FEDERATION_CUSTOMER_ENTITY", false)
 	c.MetricsAddr = r.str("METRICS_ADDR", "")
 	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -72,7 +72,7 @@ func TestExchangeIdentityToken(t *testing.T) {
 	ok := iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": true})
 	p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": ok}, nil), "exchangeIdentityToken")
 	claims := decodePayload(t, p.Token)
-	if !strings.Contains(claims, `"customer_id":"9"`) || !strings.Contains(claims, `"role":"ADMIN"`) {
+	if !strings.Contains(claims, `"customer_id":9`) || !strings.Contains(claims, `"role":"ADMIN"`) {
 		t.Fatalf("claims %s", claims)
 	}
 	if exp, _ := time.Parse(time.RFC3339, p.RefreshTokenExpiresAt); exp.Before(time.Now().Add(50 * time.Minute)) {
@@ -131,7 +131,7 @@ func TestExchangeThroughTheHTTPProvider(t *testing.T) {
 		"LOGIN_PROVIDER": "http", "LOGIN_HTTP_URL": platform.URL, "OIDC_ISSUERS": iss.config(),
 	}})
 	tok := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": "x@example.com", "email_verified": true})}, nil), "exchangeIdentityToken")
-	if c := decodePayload(t, tok.Token); !strings.Contains(c, `"customer_id":"555"`) || !strings.Contains(c, `"status":"UNREGISTERED"`) {
+	if c := decodePayload(t, tok.Token); !strings.Contains(c, `"customer_id":555`) || !strings.Contains(c, `"status":"UNREGISTERED"`) {
 		t.Fatalf("claims %s", c)
 	}
 	if got["issuer"] != iss.srv.URL || got["email"] != "x@example.com" || got["email_verified"] != true {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/meshauth/meshauth/internal/token"
 )
@@ -27,17 +29,35 @@ var devFields = []string{"getUserAuth", "getAllAuthItemsById", "updateUserAuth",
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 // TestFederationSDL: gateways compose _service { sdl }. It is served with
-// introspection off, declares Federation v2 and the Customer entity, and
-// outside development lacks the development-only operations.
+// introspection off, declares Federation v2, has the Customer entity only
+// with FEDERATION_CUSTOMER_ENTITY=true, and outside development lacks the
+// development-only operations.
 func TestFederationSDL(t *testing.T) {
 	for _, dev := range []bool{false, true} {
 		t.Run(fmt.Sprintf("development=%v", dev), func(t *testing.T) {
 			e := start(t, options{dev: dev})
 			sdl := field[struct{ SDL string }](t, e.do(t, `{ _service { sdl } }`, nil, nil), "_service").SDL
-			for _, want := range []string{`@link(url: "https://specs.apollo.dev/federation/v2.3"`, `type Customer @key(fields: "id")`, "customerSessions", "generateCustomerToken"} {
+			for _, want := range []string{`@link(url: "https://specs.apollo.dev/federation/v2.3"`, "customerSessions", "currentCustomer", "generateCustomerToken"} {
 				if !strings.Contains(sdl, want) {
 					t.Errorf("SDL lacks %s", want)
 				}
+			}
+			doc, err := parser.ParseSchema(&ast.Source{Input: sdl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, def := range append(doc.Definitions, doc.Extensions...) {
+				if def.Name == "Customer" {
+					t.Error("SDL defines type Customer, which clashes with a Magento-style schema")
+				}
+				if def.Name == "Query" && def.Fields.ForName("customer") != nil {
+					t.Error("SDL defines Query.customer, which clashes with a Magento-style schema")
+				}
+			}
+			withEntity := start(t, options{dev: dev, env: map[string]string{"FEDERATION_CUSTOMER_ENTITY": "true"}})
+			entitySDL := field[struct{ SDL string }](t, withEntity.do(t, `{ _service { sdl } }`, nil, nil), "_service").SDL
+			if !strings.Contains(entitySDL, `type Customer @key(fields: "id")`) {
+				t.Error("FEDERATION_CUSTOMER_ENTITY=true: SDL lacks the Customer entity")
 			}
 			for _, f := range devFields {
 				if strings.Contains(sdl, f) != dev {
@@ -161,7 +181,7 @@ func TestAccessTokenChecks(t *testing.T) {
 	good := e.login(t, "ada@example.com", false).Token
 	parts := strings.Split(good, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"customer_id":"1"`, `"customer_id":"2"`, 1))) + "." + parts[2]
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"customer_id":1`, `"customer_id":2`, 1))) + "." + parts[2]
 	claims := jwt.MapClaims{}
 	_ = json.Unmarshal(payload, &claims)
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -212,7 +232,7 @@ func resign(t *testing.T, c jwt.MapClaims, k string, v any) string {
 // TestCustomerEntity: other subgraphs resolve Customer by id; the sessions
 // resolve only for the customer the request's access token names.
 func TestCustomerEntity(t *testing.T) {
-	e := start(t, options{})
+	e := start(t, options{env: map[string]string{"FEDERATION_CUSTOMER_ENTITY": "true"}})
 	ada := e.login(t, "ada@example.com", false)
 	e.login(t, "bob@example.com", false)
 	q := `query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id sessions { id current } } } }`
@@ -276,7 +296,7 @@ func TestAnotherServiceVerifiesWithJWKSOnly(t *testing.T) {
 		if err != nil || !parsed.Valid {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if c := parsed.Claims.(jwt.MapClaims); c["customer_id"] != "1" {
+		if c := parsed.Claims.(jwt.MapClaims); fmt.Sprint(c["customer_id"]) != "1" {
 			t.Fatalf("%s: claims %v", name, c)
 		}
 	}
@@ -321,5 +341,32 @@ func TestJWKSEmptyWithHS256(t *testing.T) {
 	res.Body.Close()
 	if string(b) != `{"keys":[]}` {
 		t.Fatalf("JWKS with HS256: %s (the shared secret must never be published)", b)
+	}
+}
+
+// TestCustomerEntityOffByDefault: without FEDERATION_CUSTOMER_ENTITY the
+// entity is not there at all: introspection does not know Customer, and a
+// request naming it or _entities is refused like any unknown field.
+func TestCustomerEntityOffByDefault(t *testing.T) {
+	e := start(t, options{dev: true}) // introspection on
+	var typ struct {
+		Type *struct{ Name string } `json:"__type"`
+	}
+	r := e.do(t, `{ __type(name: "Customer") { name } }`, nil, nil)
+	if err := json.Unmarshal([]byte(r.Raw), &struct{ Data *struct{} }{}); err != nil || len(r.Errors) > 0 {
+		t.Fatalf("introspection: %s", r.Raw)
+	}
+	_ = json.Unmarshal(r.Data["__type"], &typ.Type)
+	if typ.Type != nil {
+		t.Errorf("introspection knows Customer: %s", r.Raw)
+	}
+	for _, q := range []string{
+		`query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id } } }`,
+		`{ customer { customer_id } }`,
+	} {
+		r := e.do(t, q, map[string]any{"r": []any{map[string]any{"__typename": "Customer", "id": "1"}}}, nil)
+		if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" || !strings.Contains(r.Raw, "Cannot query field") {
+			t.Errorf("%s: %s", q, r.Raw)
+		}
 	}
 }

@@ -61,6 +61,7 @@ func TestAliasesCannotMultiplyAttempts(t *testing.T) {
 func TestQueryShapeLimits(t *testing.T) {
 	e := startCustom(t, options{env: map[string]string{
 		"GRAPHQL_MAX_DEPTH": "2", "GRAPHQL_MAX_ALIASES": "2", "MAX_TOKEN_FIELDS_PER_REQUEST": "1", "GRAPHQL_MAX_COMPLEXITY": "6",
+		"FEDERATION_CUSTOMER_ENTITY": "true",
 	}})
 	tests := []struct {
 		name, query, code string

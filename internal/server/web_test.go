@@ -146,14 +146,14 @@ func TestRolesStatusAndWhoami(t *testing.T) {
 		t.Fatal("role lost on refresh")
 	}
 
-	who := `{ customer { customer_id role status session_id token_expires_at } }`
+	who := `{ currentCustomer { customer_id role status session_id token_expires_at } }`
 	got := field[struct {
 		CustomerID string `json:"customer_id"`
 		Role       string `json:"role"`
 		Status     string `json:"status"`
 		SessionID  string `json:"session_id"`
 		Expires    string `json:"token_expires_at"`
-	}](t, e.do(t, who, nil, bearer(next.Token)), "customer")
+	}](t, e.do(t, who, nil, bearer(next.Token)), "currentCustomer")
 	if got.CustomerID != "9" || got.Role != "ADMIN" || got.Status != "ACTIVE" || got.SessionID == "" || got.Expires != next.TokenExpiresAt {
 		t.Fatalf("whoami %+v", got)
 	}
