@@ -12,6 +12,7 @@
 package meshauth
 
 import (
+	"context"
 	"io"
 	"time"
 
@@ -45,6 +46,11 @@ type External = login.External
 // ErrUnknownCustomer is what an IdentityMapper returns when no customer
 // matches a verified external identity.
 var ErrUnknownCustomer = login.ErrUnknownCustomer
+
+// ClientIP is the address of the customer a LoginService or IdentityMapper
+// call is for, as meshauth determined it (TRUSTED_PROXIES decides), or ""
+// when unknown: for a platform that wants the shopper's address passed on.
+func ClientIP(ctx context.Context) string { return login.ClientIP(ctx) }
 
 // Options customise New and Run.
 type Options struct {

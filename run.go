@@ -367,6 +367,7 @@ func loginProvider(cfg config.Config) (login.Service, login.IdentityMapper, erro
 		p, err := bigcommerce.New(bigcommerce.Options{
 			StoreHash: b.StoreHash, XAuthToken: b.XAuthToken, ChannelID: b.ChannelID,
 			GraphQLURL: b.GraphQLURL, APIBase: b.APIBase, Timeout: cfg.LoginTimeout,
+			TrustedProxySecret: b.TrustedProxySecret,
 		})
 		return p, nil, err
 	}

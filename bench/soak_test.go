@@ -89,7 +89,7 @@ func byName(inv []invariant, prefix string) invariant {
 func TestSoakChecksPass(t *testing.T) {
 	const reuse = time.Second
 	tg, st, codec := startTestService(t, reuse)
-	r := runTestSoak(t, tg, codec, reuse, 6, 2*time.Second)
+	r := runTestSoak(t, tg, codec, reuse, 6, 5*time.Second)
 	for _, u := range r.users {
 		// A user may have ended its session just as the soak ended; the
 		// sample of 3 needs 3 live sessions.

@@ -133,7 +133,9 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 	}
 	emailHash := s.emailHash(email)
 	now := s.o.Now()
-	limits := s.limitKeys(email, clientFrom(ctx).IP, now)
+	ip := clientFrom(ctx).IP
+	limits := s.limitKeys(email, ip, now)
+	ctx = login.WithClientIP(ctx, ip)
 	if err := s.acquireAttempt(ctx, limits, now, emailHash); err != nil {
 		return Tokens{}, err
 	}

@@ -47,7 +47,9 @@ func (s *Service) Exchange(ctx context.Context, idToken string, remember bool) (
 		return Tokens{}, badInput("id_token must be 1 to 16384 bytes.")
 	}
 	now := s.o.Now()
-	limits := s.limitKeys("", clientFrom(ctx).IP, now)
+	ip := clientFrom(ctx).IP
+	limits := s.limitKeys("", ip, now)
+	ctx = login.WithClientIP(ctx, ip)
 	if err := s.acquireAttempt(ctx, limits, now, ""); err != nil {
 		return Tokens{}, err
 	}

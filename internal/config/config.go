@@ -132,6 +132,8 @@ type BigCommerce struct {
 	ChannelID  int
 	GraphQLURL string
 	APIBase    string
+	// TrustedProxySecret is X-BC-Trusted-Proxy-Secret (TRUSTED_PROXY_SECRET), a secret.
+	TrustedProxySecret string
 }
 
 // JWT configures access tokens.
@@ -160,7 +162,7 @@ var Variables = []string{
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
-	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL",
+	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL", "TRUSTED_PROXY_SECRET",
 	"JWT_ALGORITHM", "JWT_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY", "JWT_ED25519_PRIVATE_KEY_FILE", "JWT_ED25519_EXTRA_PUBLIC_KEYS_FILE", "JWT_KEY_ID", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_CUSTOMER_ID_CLAIMS",
 	"REFRESH_TOKEN_SECRET",
 	"ACCESS_TOKEN_EXPIRY_IN_MINUTES", "NON_EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES", "EXTEND_REFRESH_TOKEN_EXPIRY_IN_MINUTES",
@@ -249,6 +251,29 @@ func (r *reader) list(name string) []string {
 		}
 	}
 	return out
+}
+
+// DefaultTrustedProxies are the loopback and private ranges: where a gateway
+// in front of meshauth runs (the same host, a container network, a VPC).
+// Behind a gateway every request arrives from the gateway's address, so
+// without trusting it every customer would share one address, and one
+// address's login limit.
+var DefaultTrustedProxies = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+}
+
+// trustedProxies reads TRUSTED_PROXIES: unset, the private ranges; none,
+// no proxy at all; otherwise the list.
+func (r *reader) trustedProxies(name string) []netip.Prefix {
+	switch strings.ToLower(r.str(name, "")) {
+	case "":
+		return DefaultTrustedProxies
+	case "none":
+		return nil
+	}
+	return r.prefixes(name)
 }
 
 // prefixes reads a list of IP addresses and CIDR prefixes.
@@ -381,7 +406,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		MaxComplexity:     r.integer("GRAPHQL_MAX_COMPLEXITY", 200, 0, 100000),
 		MaxTokenFields:    r.integer("MAX_TOKEN_FIELDS_PER_REQUEST", 1, 0, 100),
 		CORSOrigins:       r.list("CORS_ALLOWED_ORIGINS"),
-		TrustedProxies:    r.prefixes("TRUSTED_PROXIES"),
+		TrustedProxies:    r.trustedProxies("TRUSTED_PROXIES"),
 		ReadHeaderTimeout: seconds("HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", 5),
 		ReadTimeout:       seconds("HTTP_READ_TIMEOUT_IN_SECONDS", 10),
 		WriteTimeout:      seconds("HTTP_WRITE_TIMEOUT_IN_SECONDS", 15),
@@ -450,6 +475,8 @@ func readLogin(r *reader, c *Config, dev bool) {
 			ChannelID:  r.integer("BC_CHANNEL_ID", 1, 1, 1<<31-1),
 			GraphQLURL: required("BC_GRAPHQL_API"),
 			APIBase:    r.str("BC_API_URL", "https://api.bigcommerce.com"),
+
+			TrustedProxySecret: r.str("TRUSTED_PROXY_SECRET", ""),
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -76,6 +77,7 @@ var (
 	defaultCookie = config.Cookie{Name: "meshauth_refresh", Path: "/graphql", Secure: true, SameSite: http.SameSiteStrictMode}
 	defaultHTTP   = config.HTTP{
 		MaxBodyBytes: 64 << 10, MaxTokens: 2000, MaxDepth: 12, MaxAliases: 15, MaxComplexity: 200, MaxTokenFields: 1,
+		TrustedProxies:    config.DefaultTrustedProxies,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute,
 	}
 )
@@ -642,5 +644,34 @@ func TestEnsureDevSecretsReadsExistingFile(t *testing.T) {
 	c, _ = config.Load(env{"APP_ENV": "development", "DATA_DIR": dir}.get)
 	if _, err := config.EnsureDevSecrets(&c); err == nil {
 		t.Error("EnsureDevSecrets accepted a corrupt secrets file")
+	}
+}
+
+// TestTrustedProxies: behind a gateway on a private network the client's own
+// address counts, so the default trusts loopback and private ranges; none
+// trusts no proxy; a list replaces the default.
+func TestTrustedProxies(t *testing.T) {
+	for value, want := range map[string][]netip.Prefix{
+		"":                         config.DefaultTrustedProxies,
+		"none":                     nil,
+		"NONE":                     nil,
+		"203.0.113.7, 10.1.0.0/16": {netip.MustParsePrefix("203.0.113.7/32"), netip.MustParsePrefix("10.1.0.0/16")},
+	} {
+		got, err := config.Load(production.with("TRUSTED_PROXIES", value).get)
+		if err != nil || !slices.Equal(got.HTTP.TrustedProxies, want) {
+			t.Errorf("TRUSTED_PROXIES=%q: %v, %v; want %v", value, got.HTTP.TrustedProxies, err, want)
+		}
+	}
+	for _, p := range []string{"127.0.0.1", "::1", "10.2.3.4", "172.31.0.1", "192.168.1.1", "fd00::1"} {
+		a := netip.MustParseAddr(p)
+		if !slices.ContainsFunc(config.DefaultTrustedProxies, func(pr netip.Prefix) bool { return pr.Contains(a) }) {
+			t.Errorf("%s is not trusted by default", p)
+		}
+	}
+	for _, p := range []string{"203.0.113.1", "172.32.0.1", "2001:db8::1"} {
+		a := netip.MustParseAddr(p)
+		if slices.ContainsFunc(config.DefaultTrustedProxies, func(pr netip.Prefix) bool { return pr.Contains(a) }) {
+			t.Errorf("%s is trusted by default", p)
+		}
 	}
 }

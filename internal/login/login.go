@@ -70,6 +70,21 @@ type Service interface {
 	Login(ctx context.Context, email, password string) (Identity, error)
 }
 
+type clientIPKey struct{}
+
+// WithClientIP returns a context that tells login providers the address of
+// the customer the call is for: the address the service itself trusts
+// (TRUSTED_PROXIES decides), never a header a provider should parse again.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+// ClientIP is the customer's address WithClientIP recorded, or "".
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
 // maxSafeInteger is 2^53-1, the largest integer JavaScript (and any IEEE
 // 754 double) holds exactly.
 const maxSafeInteger = 1<<53 - 1

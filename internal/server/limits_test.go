@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"strings"
@@ -156,7 +157,7 @@ func TestClientAddress(t *testing.T) {
 		t.Fatal("no current session")
 		return ""
 	}
-	direct := startCustom(t, options{})
+	direct := startCustom(t, options{env: map[string]string{"TRUSTED_PROXIES": "none"}})
 	if got := ip(direct, "198.51.100.9"); got != "127.0.0.1" {
 		t.Fatalf("untrusted peer's X-Forwarded-For believed: %s", got)
 	}
@@ -170,5 +171,45 @@ func TestClientAddress(t *testing.T) {
 		if got := ip(behind, xff); got != want {
 			t.Errorf("X-Forwarded-For %q: %s, want %s", xff, got, want)
 		}
+	}
+}
+
+// TestGatewayDefaults: behind a gateway on loopback, with the default
+// TRUSTED_PROXIES, each customer keeps their own address: wrong passwords
+// from three addresses leave a fourth customer able to log in, while the
+// per-address limit still stops one address. With TRUSTED_PROXIES=none
+// every customer shares the gateway's address and the fourth is refused.
+func TestGatewayDefaults(t *testing.T) {
+	attempt := func(e *env, email, pw, client string) string {
+		r := e.do(t, loginQ, map[string]any{"e": email, "p": pw}, http.Header{"X-Forwarded-For": {client}})
+		if len(r.Errors) == 0 {
+			return "OK"
+		}
+		return code(t, r)
+	}
+	limited := map[string]string{"LOGIN_LIMIT_IP": "3/1m", "LOGIN_LIMIT_ACCOUNT": "off"}
+	e := startCustom(t, options{env: limited})
+	for i, email := range []string{"x1@example.com", "x2@example.com", "x3@example.com"} {
+		if c := attempt(e, email, "wrong", fmt.Sprintf("203.0.113.%d", i+1)); c != "INVALID_CREDENTIALS" {
+			t.Fatalf("wrong password %d: %s", i, c)
+		}
+	}
+	if c := attempt(e, "ada@example.com", password, "203.0.113.50"); c != "OK" {
+		t.Fatalf("a fourth customer behind the gateway: %s", c)
+	}
+	for range 3 {
+		attempt(e, "x9@example.com", "wrong", "198.51.100.7")
+	}
+	if c := attempt(e, "bob@example.com", password, "198.51.100.7"); c != "RATE_LIMITED" {
+		t.Fatalf("one address past its limit: %s", c)
+	}
+
+	limited["TRUSTED_PROXIES"] = "none"
+	shared := startCustom(t, options{env: limited})
+	for i, email := range []string{"x1@example.com", "x2@example.com", "x3@example.com"} {
+		attempt(shared, email, "wrong", fmt.Sprintf("203.0.113.%d", i+1))
+	}
+	if c := attempt(shared, "ada@example.com", password, "203.0.113.50"); c != "RATE_LIMITED" {
+		t.Fatalf("with no proxy trusted, the gateway's address is everyone's: %s", c)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -85,8 +86,12 @@ func TestProviderFailuresThroughTheService(t *testing.T) {
 // UPSTREAM_UNAVAILABLE.
 func TestBigCommerceThroughTheService(t *testing.T) {
 	storefrontDown := false
+	var shopper atomic.Value // the address headers of the last storefront login
 	bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/graphql" {
+			shopper.Store(r.Header.Get("True-Client-Ip") + " " + r.Header.Get("X-Forwarded-For") + " " + r.Header.Get("X-BC-Trusted-Proxy-Secret"))
+		}
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.URL.Path == "/stores/abc123/v3/storefront/api-token-customer-impersonation" && r.Header.Get("X-Auth-Token") == "x-auth":
@@ -107,7 +112,15 @@ func TestBigCommerceThroughTheService(t *testing.T) {
 	e := serve(t, map[string]string{
 		"LOGIN_PROVIDER": "bigcommerce", "STORE_HASH": "abc123", "X_AUTH_TOKEN": "x-auth",
 		"BC_API_URL": bc.URL, "BC_GRAPHQL_API": bc.URL + "/graphql", "LOGIN_TIMEOUT_IN_SECONDS": "1",
+		"TRUSTED_PROXY_SECRET": "bc-proxy-secret",
 	})
+	// Behind a gateway on loopback (trusted by default), the shopper's
+	// address reaches BigCommerce.
+	r := e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, http.Header{"X-Forwarded-For": {"198.51.100.23"}})
+	field[pair](t, r, "generateCustomerToken")
+	if got := shopper.Load(); got != "198.51.100.23 198.51.100.23 bc-proxy-secret" {
+		t.Fatalf("BigCommerce saw %q", got)
+	}
 	logs := e.logs
 	tok := field[pair](t, e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, nil), "generateCustomerToken")
 	if !strings.Contains(decodePayload(t, tok.Token), `"customer_id":4242`) {
@@ -120,7 +133,7 @@ func TestBigCommerceThroughTheService(t *testing.T) {
 	if c := code(t, e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, nil)); c != "UPSTREAM_UNAVAILABLE" {
 		t.Fatalf("storefront down: %s", c)
 	}
-	for _, secret := range []string{password, "x-auth", "impersonation-token"} {
+	for _, secret := range []string{password, "x-auth", "impersonation-token", "bc-proxy-secret"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log contains %q", secret)
 		}

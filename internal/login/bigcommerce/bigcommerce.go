@@ -95,6 +95,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Now is the clock token lifetimes are measured with. Default time.Now.
 	Now func() time.Time
+	// TrustedProxySecret, when set, is sent as X-BC-Trusted-Proxy-Secret
+	// with each login, so that BigCommerce believes the shopper's address in
+	// True-Client-Ip and X-Forwarded-For (TRUSTED_PROXY_SECRET).
+	TrustedProxySecret string
 	// Client replaces the provider's own client, upstream.NewClient (for
 	// tests). The provider's own client keeps connections alive, follows no
 	// redirects and keeps no cookies (the login mutation sets a customer
@@ -116,6 +120,8 @@ type Provider struct {
 	maxBody    int64
 	now        func() time.Time
 	client     *http.Client
+	// proxySecret is X-BC-Trusted-Proxy-Secret; "" sends none.
+	proxySecret string
 
 	renewals singleflight.Group // the token renewal under way, shared by every login needing it
 
@@ -138,6 +144,8 @@ func New(o Options) (*Provider, error) {
 		maxBody:    o.MaxBodyBytes,
 		now:        o.Now,
 		client:     o.Client,
+
+		proxySecret: o.TrustedProxySecret,
 	}
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -243,11 +251,24 @@ func (p *Provider) Login(ctx context.Context, email, password string) (login.Ide
 	return id, err
 }
 
-// login sends the login mutation once.
+// login sends the login mutation once. It carries the shopper's address, as
+// the service determined it for this request (login.ClientIP), in
+// True-Client-Ip and X-Forwarded-For, with X-BC-Trusted-Proxy-Secret when
+// configured: BigCommerce's way for a headless storefront's server to pass
+// on the shopper's address, so that its protections count the shopper and
+// not this service. The shared impersonation-token renewal carries none: it
+// is made for no shopper in particular.
 func (p *Provider) login(ctx context.Context, token string, body []byte) (login.Identity, error) {
+	header := http.Header{"Authorization": {"Bearer " + token}}
+	if ip := login.ClientIP(ctx); ip != "" {
+		header.Set("True-Client-Ip", ip)
+		header.Set("X-Forwarded-For", ip)
+		if p.proxySecret != "" {
+			header.Set("X-BC-Trusted-Proxy-Secret", p.proxySecret)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	header := http.Header{"Authorization": {"Bearer " + token}}
 	status, b, err := upstream.PostJSON(ctx, p.client, p.graphQLURL, header, body, p.maxBody)
 	switch {
 	case err != nil:

@@ -72,6 +72,7 @@ func (c *clock) Advance(d time.Duration) {
 type tokenRequest struct {
 	method, path, xAuthToken, contentType, accept string
 	body                                          map[string]any
+	header                                        http.Header
 }
 
 // loginRequest is what the fake saw of one GraphQL request.
@@ -79,6 +80,7 @@ type loginRequest struct {
 	method, path, authorization, contentType, accept string
 	query                                            string
 	variables                                        map[string]any
+	header                                           http.Header
 }
 
 // dropConn as a token status makes the fake close the connection unanswered.
@@ -129,7 +131,7 @@ func newFake(t *testing.T) *fake {
 func (f *fake) token(w http.ResponseWriter, r *http.Request) {
 	req := tokenRequest{
 		method: r.Method, path: r.URL.Path, xAuthToken: r.Header.Get("X-Auth-Token"),
-		contentType: r.Header.Get("Content-Type"), accept: r.Header.Get("Accept"),
+		contentType: r.Header.Get("Content-Type"), accept: r.Header.Get("Accept"), header: r.Header.Clone(),
 	}
 	d := json.NewDecoder(r.Body)
 	d.UseNumber()
@@ -167,7 +169,7 @@ func (f *fake) token(w http.ResponseWriter, r *http.Request) {
 func (f *fake) login(w http.ResponseWriter, r *http.Request) {
 	req := loginRequest{
 		method: r.Method, path: r.URL.Path, authorization: r.Header.Get("Authorization"),
-		contentType: r.Header.Get("Content-Type"), accept: r.Header.Get("Accept"),
+		contentType: r.Header.Get("Content-Type"), accept: r.Header.Get("Accept"), header: r.Header.Clone(),
 	}
 	var body struct {
 		Query     string         `json:"query"`
@@ -726,5 +728,67 @@ func TestConnectionRefused(t *testing.T) {
 	checkNoLeak(t, err)
 	if err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Fatalf("Login error = %v, want an upstream error", err)
+	}
+}
+
+// TestShopperAddress: each login carries its own shopper's address (the one
+// the service determined, from the context) in True-Client-Ip and
+// X-Forwarded-For, with X-BC-Trusted-Proxy-Secret, even when many run at
+// once on one shared impersonation token; the token renewal carries none.
+func TestShopperAddress(t *testing.T) {
+	f := newFake(t)
+	f.set(func(f *fake) {
+		f.graphql = func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, `{"data":{"login":{"result":"success","customer":{"entityId":42}}}}`)
+		}
+	})
+	p := newProvider(t, f, newClock(), func(o *bigcommerce.Options) { o.TrustedProxySecret = "proxy-secret" })
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx := login.WithClientIP(context.Background(), fmt.Sprintf("203.0.113.%d", i+1))
+			if _, err := p.Login(ctx, fmt.Sprintf("shopper%d@example.com", i+1), password); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// Without an address (none known), no address headers and no secret.
+	if _, err := p.Login(context.Background(), "shopper0@example.com", password); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.loginReqs) != n+1 {
+		t.Fatalf("%d login requests, want %d", len(f.loginReqs), n+1)
+	}
+	for _, r := range f.loginReqs {
+		email, _ := r.variables["email"].(string)
+		var i int
+		fmt.Sscanf(email, "shopper%d@", &i)
+		want := fmt.Sprintf("203.0.113.%d", i)
+		if i == 0 {
+			if r.header.Get("True-Client-Ip") != "" || r.header.Get("X-Forwarded-For") != "" || r.header.Get("X-BC-Trusted-Proxy-Secret") != "" {
+				t.Errorf("no address known, but sent %v", r.header)
+			}
+			continue
+		}
+		if got := r.header.Values("True-Client-Ip"); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: True-Client-Ip %q, want %q", email, got, want)
+		}
+		if got := r.header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: X-Forwarded-For %q, want %q", email, got, want)
+		}
+		if got := r.header.Get("X-BC-Trusted-Proxy-Secret"); got != "proxy-secret" {
+			t.Errorf("%s: X-BC-Trusted-Proxy-Secret %q", email, got)
+		}
+	}
+	for _, r := range f.tokenReqs {
+		for _, h := range []string{"True-Client-Ip", "X-Forwarded-For", "X-BC-Trusted-Proxy-Secret"} {
+			if r.header.Get(h) != "" {
+				t.Errorf("the shared token renewal sent %s", h)
+			}
+		}
 	}
 }
