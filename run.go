@@ -17,6 +17,7 @@ import (
 	"github.com/meshauth/meshauth/graph"
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/config"
+	"github.com/meshauth/meshauth/internal/legacy"
 	"github.com/meshauth/meshauth/internal/login"
 	"github.com/meshauth/meshauth/internal/login/bigcommerce"
 	"github.com/meshauth/meshauth/internal/login/httplogin"
@@ -103,9 +104,18 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		log.Warn("development: secrets not set in the environment are kept in DATA_DIR", "file", config.DevSecretsFile)
 	}
 
-	backend, counters, err := openStore(ctx, cfg, log)
+	backend, counters, legacyTable, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	var legacySessions *auth.Legacy
+	if cfg.Legacy.Table != "" {
+		verifier, err := legacy.NewVerifier(cfg.Legacy.Secret)
+		if err != nil {
+			return nil, err
+		}
+		legacySessions = &auth.Legacy{Verifier: verifier, Rows: legacyTable}
+		log.Info("sessions of the GraphQL Mesh auth module continue from its table", "table", cfg.Legacy.Table)
 	}
 	s.closers = append(s.closers, backend.Close)
 	st := metrics.Store(backend)
@@ -157,6 +167,7 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		Counters:  metrics.Counters(counters),
 		Limits:    cfg.LoginLimits,
 		IDTokens:  idTokens,
+		Legacy:    legacySessions,
 	})
 	gql := graph.NewHandler(graph.Options{
 		Auth:          svc,
@@ -282,45 +293,54 @@ func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog
 	return slog.New(metrics.LogHandler(h))
 }
 
-// openStore opens the configured backend and the counters the login limits
-// use: DynamoDB's own, shared by every instance, or this process's for the
-// single-instance stores.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, error) {
+// openStore opens the configured backend, the counters the login limits use
+// (DynamoDB's own, shared by every instance, or this process's for the
+// single-instance stores) and the legacy table when configured (config
+// allows it only with DynamoDB).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, store.LegacySessions, error) {
 	switch cfg.Store {
 	case "dynamodb":
 		s, err := openDynamo(ctx, cfg)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if cfg.Dynamo.CreateTable {
 			if err := s.Migrate(ctx); err != nil {
-				return nil, nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
+				return nil, nil, nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
 			}
-			return s, s, nil
+			return s, s, legacyRows(s, cfg), nil
 		}
 		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) {
 			// Serve anyway: /readyz answers 503 until DynamoDB answers.
 			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
 		} else if err != nil {
-			return nil, nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
+			return nil, nil, nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
 		}
-		return s, s, nil
+		return s, s, legacyRows(s, cfg), nil
 	case "memory":
 		if !cfg.Development() {
 			log.Warn("STORE=memory: sessions are lost when the process stops")
 		}
 		s := memory.New()
-		return s, s, nil
+		return s, s, nil, nil
 	default:
 		s, err := embedded.Open(cfg.DataDir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		s.StartSweeper(sweepInterval, time.Now, func(err error) {
 			log.Error("sweep expired sessions", "cause", err.Error())
 		})
-		return s, &memory.Counters{}, nil
+		return s, &memory.Counters{}, nil, nil
 	}
+}
+
+// legacyRows is the GraphQL Mesh auth module's table, when configured.
+func legacyRows(s *dynamo.Store, cfg config.Config) store.LegacySessions {
+	if cfg.Legacy.Table == "" {
+		return nil
+	}
+	return s.Legacy(cfg.Legacy.Table)
 }
 
 func openDynamo(ctx context.Context, cfg config.Config) (*dynamo.Store, error) {

@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/meshauth/meshauth/internal/legacy"
 	"github.com/meshauth/meshauth/internal/login"
 	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/token"
@@ -74,6 +75,9 @@ type Options struct {
 	// Provider, so that wrapping the provider (for metrics, say) cannot
 	// silently turn exchange off.
 	Mapper login.IdentityMapper
+	// Legacy, when set, continues the sessions of the GraphQL Mesh auth
+	// module meshauth replaces (LEGACY_DYNAMO_DB_AUTH_TABLE).
+	Legacy *Legacy
 	// Counters count login attempts for Limits; nil turns the limits off.
 	Counters store.Counters
 	Limits   Limits
@@ -244,11 +248,19 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if refreshToken == "" {
 		return Tokens{}, badInput("refresh_token is required.")
 	}
+	now := s.o.Now()
+	if s.o.Legacy != nil && legacy.LooksLegacy(refreshToken) {
+		return s.refreshLegacy(ctx, refreshToken, now)
+	}
 	rt, err := s.o.Codec.Parse(refreshToken)
 	if err != nil {
 		return Tokens{}, fail(CodeInvalidRefreshToken, err)
 	}
-	now := s.o.Now()
+	return s.rotate(ctx, rt, now)
+}
+
+// rotate is the heart of Refresh, once rt is known to be a token of ours.
+func (s *Service) rotate(ctx context.Context, rt token.Refresh, now time.Time) (Tokens, error) {
 	presented := s.o.Codec.Hash(rt)
 	next := s.o.Codec.Next(rt, s.capped(rt.Created, maxTime(rt.Expires, now.Add(s.o.Rules.IdleTTL))))
 	sess, err := s.o.Sessions.Rotate(ctx, rt.SessionID, store.Rotation{
@@ -300,6 +312,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
 	if refreshToken == "" {
 		return badInput("refresh_token is required.")
+	}
+	if s.o.Legacy != nil && legacy.LooksLegacy(refreshToken) {
+		return s.revokeLegacy(ctx, refreshToken)
 	}
 	rt, err := s.o.Codec.Parse(refreshToken)
 	if err != nil {

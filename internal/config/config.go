@@ -35,7 +35,9 @@ type Config struct {
 	Port    int
 	DataDir string
 
-	Store  string // embedded | dynamodb | memory
+	Store string // embedded | dynamodb | memory
+	// Legacy is set when sessions of the GraphQL Mesh auth module continue.
+	Legacy Legacy
 	Dynamo Dynamo
 
 	LoginProvider   string // static | http | bigcommerce, or custom when the program supplies its own
@@ -108,6 +110,14 @@ type HTTP struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
+// Legacy names the GraphQL Mesh auth module's session table, whose sessions
+// continue as meshauth sessions (LEGACY_DYNAMO_DB_AUTH_TABLE).
+type Legacy struct {
+	Table string
+	// Secret is the module's JWT_PRIVATE_KEY; a secret.
+	Secret []byte
+}
+
 // Dynamo configures the DynamoDB store.
 type Dynamo struct {
 	Table       string
@@ -159,7 +169,7 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 // Variables lists every environment variable Load reads.
 var Variables = []string{
 	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
-	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS",
+	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", "LEGACY_DYNAMO_DB_AUTH_TABLE",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
 	"STORE_HASH", "X_AUTH_TOKEN", "BC_CHANNEL_ID", "BC_GRAPHQL_API", "BC_API_URL", "TRUSTED_PROXY_SECRET",
@@ -376,6 +386,15 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 
 	readJWT(r, &c, dev)
 	c.RefreshSecret = secret(r, "REFRESH_TOKEN_SECRET", dev)
+	if t := r.str("LEGACY_DYNAMO_DB_AUTH_TABLE", ""); t != "" {
+		c.Legacy = Legacy{Table: t, Secret: []byte(strings.TrimSpace(r.getenv("JWT_PRIVATE_KEY")))}
+		if c.Store != "dynamodb" {
+			r.fail("LEGACY_DYNAMO_DB_AUTH_TABLE needs STORE=dynamodb: the legacy table is read with the same DynamoDB settings")
+		}
+		if len(c.Legacy.Secret) == 0 {
+			r.fail("LEGACY_DYNAMO_DB_AUTH_TABLE needs JWT_PRIVATE_KEY, the secret the GraphQL Mesh auth module signed its tokens with")
+		}
+	}
 
 	c.Rules = auth.Rules{
 		AccessTTL:     time.Duration(r.integer("ACCESS_TOKEN_EXPIRY_IN_MINUTES", 10, 1, 1440)) * time.Minute,

@@ -206,6 +206,11 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			[]string{"APP_ENV", "LOGIN_PROVIDER", "JWT_ALGORITHM"},
 		},
 		{
+			"legacy table without DynamoDB",
+			production.with("LEGACY_DYNAMO_DB_AUTH_TABLE", "auth-module-sessions"),
+			[]string{"LEGACY_DYNAMO_DB_AUTH_TABLE"},
+		},
+		{
 			"customer-id claims that the service owns",
 			production.with("JWT_CUSTOMER_ID_CLAIMS", "customer_id,sub,bc_customer_id,exp"),
 			[]string{"JWT_CUSTOMER_ID_CLAIMS", "JWT_CUSTOMER_ID_CLAIMS"},

@@ -104,6 +104,16 @@ type Store interface {
 	Close() error
 }
 
+// LegacySessions are the sessions of the GraphQL Mesh auth module that
+// meshauth replaces, kept in that module's table until they have all ended.
+type LegacySessions interface {
+	// DeleteLegacy MUST be atomic: it removes the row of customerID and
+	// tokenHash (the module's hash of its refresh token) and returns
+	// ErrNotFound when there is none, so that of concurrent callers exactly
+	// one consumes a row.
+	DeleteLegacy(ctx context.Context, customerID, tokenHash string) error
+}
+
 // Limit is a counter that may reach Max: one window of a rate limit.
 type Limit struct {
 	Key string

@@ -65,7 +65,7 @@ func (r Refresh) String() string { return base64.RawURLEncoding.EncodeToString(r
 // derived from one server secret with HKDF (RFC 5869), one per purpose.
 // A Codec is safe for concurrent use.
 type Codec struct {
-	tagKey, nextKey, hashKey []byte
+	tagKey, nextKey, hashKey, seedKey []byte
 }
 
 // NewCodec derives the codec's keys from secret, which must hold at least 32 bytes.
@@ -74,7 +74,7 @@ func NewCodec(secret []byte) (*Codec, error) {
 		return nil, errors.New("refresh token secret must be at least 32 bytes")
 	}
 	derive := func(purpose string) []byte { return DeriveKey(secret, "refresh "+purpose) }
-	return &Codec{tagKey: derive("tag"), nextKey: derive("next"), hashKey: derive("hash")}, nil
+	return &Codec{tagKey: derive("tag"), nextKey: derive("next"), hashKey: derive("hash"), seedKey: derive("seed")}, nil
 }
 
 // DeriveKey derives a 32-byte key for one purpose from a server secret with
@@ -108,6 +108,23 @@ func (c *Codec) Issue(sid string, created, expires time.Time) (Refresh, error) {
 		return Refresh{}, err
 	}
 	return c.assemble(id, created, expires, secret[:]), nil
+}
+
+// FromSeed returns the first refresh token of a session decided by seed: the
+// session id and the secret are HMAC-SHA256(seed key, purpose | seed), so the
+// same seed always gives the same token, and nobody without the server key
+// can compute it. It lets concurrent callers holding one credential of
+// another system (a legacy refresh token) start exactly one session.
+func (c *Codec) FromSeed(seed []byte, created, expires time.Time) Refresh {
+	derive := func(purpose string) []byte {
+		m := hmac.New(sha256.New, c.seedKey)
+		m.Write([]byte(purpose))
+		m.Write(seed)
+		return m.Sum(nil)
+	}
+	var id [sidLen]byte
+	copy(id[:], derive("session id"))
+	return c.assemble(id, created, expires, derive("secret"))
 }
 
 // Next returns the successor of r, valid until expires. The successor's secret
