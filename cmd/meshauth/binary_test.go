@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/servicetest"
 )
 
 // binary is the path of the meshauth binary built for these tests.
@@ -499,5 +502,40 @@ func TestBinaryCustomerIDClaims(t *testing.T) {
 	}
 	if mc := read(p.login(t, "bob@example.com").Token); mc["bc_customer_id"] != "B-7" {
 		t.Errorf("a non-numeric id: %#v", mc["bc_customer_id"])
+	}
+}
+
+// TestBinaryLegacySessions: with STORE=dynamodb and
+// LEGACY_DYNAMO_DB_AUTH_TABLE, a customer still holding the GraphQL Mesh
+// auth module's tokens refreshes into a meshauth session, in the shipped
+// binary, against DynamoDB Local.
+func TestBinaryLegacySessions(t *testing.T) {
+	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run Legacy ./cmd/meshauth/")
+	}
+	legacyTable := servicetest.NewLegacyTable(t, endpoint)
+	now := time.Now()
+	s := legacyTable.Login(t, []byte(binJWTSecret), 4242, now.Add(-time.Hour), now.Add(24*time.Hour))
+	p := startBinary(t, production(t, map[string]string{
+		"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_CREATE_TABLE": "true",
+		"DYNAMO_DB_AUTH_TABLE": "meshauth-binary-" + strconv.FormatInt(now.UnixNano(), 36), "LEGACY_DYNAMO_DB_AUTH_TABLE": legacyTable.Name,
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+		"JWT_CUSTOMER_ID_CLAIMS": "customer_id,bc_customer_id",
+	}))
+	r := p.post(t, refreshQ, map[string]any{"t": s.Refresh}, http.Header{"Authorization": {"Bearer " + s.Access}})
+	tk := r.tokens(t, "refreshCustomerToken")
+	mc := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(tk.Token, mc, func(*jwt.Token) (any, error) { return []byte(binJWTSecret), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if mc["bc_customer_id"] != float64(4242) {
+		t.Fatalf("migrated session's bc_customer_id = %#v", mc["bc_customer_id"])
+	}
+	if legacyTable.Has(t, s) {
+		t.Error("the legacy row was not consumed")
+	}
+	if c := p.post(t, refreshQ, map[string]any{"t": *tk.RefreshToken}, nil).code(); c != "OK" {
+		t.Fatalf("refreshing the migrated session: %s", c)
 	}
 }

@@ -1,10 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"crypto/pbkdf2"
-	"crypto/sha512"
-	"encoding/hex"
 	"net/http"
 	"os"
 	"strconv"
@@ -13,122 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/meshauth/meshauth/internal/servicetest"
 )
 
-// legacyTable is the GraphQL Mesh auth module's session table in DynamoDB
-// Local, written the way that module writes it.
-type legacyTable struct {
-	client *dynamodb.Client
-	name   string
-}
-
-func newLegacyTable(t *testing.T, endpoint string) *legacyTable {
-	t.Helper()
-	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &legacyTable{
-		client: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) }),
-		name:   "legacy-auth-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-	}
-	_, err = l.client.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: &l.name,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String("customer_id"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("refresh_token_hash"), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String("customer_id"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("refresh_token_hash"), KeyType: types.KeyTypeRange},
-		},
-		BillingMode: types.BillingModePayPerRequest,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// legacySession is what a client of the module holds: its refresh token and
-// the access token issued with it.
-type legacySession struct {
-	customerID string
-	refresh    string
-	access     string
-	hash       string
-	end        time.Time
-}
-
-// pbkdf2Hex is hex(PBKDF2-HMAC-SHA512(password, secret, 10 000, 64)), the
-// module's derivation.
-func pbkdf2Hex(t *testing.T, password string, secret []byte) string {
-	k, err := pbkdf2.Key(sha512.New, password, secret, 10000, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(k)
-}
-
-// login writes a session as the module did at a login: an HS256 access token
-// {customer_id, exp, refresh_expiry, iat} (customerID as a JSON number when
-// numeric), the refresh token derived from customer id and exp, and the row
-// keyed by the refresh token's hash with a string ttl.
-func (l *legacyTable) login(t *testing.T, secret []byte, customerID any, issued, end time.Time) legacySession {
-	t.Helper()
-	exp := issued.Add(10 * time.Minute).Unix()
-	id := ""
-	switch v := customerID.(type) {
-	case string:
-		id = v
-	case int:
-		id = strconv.Itoa(v)
-	}
-	access, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"customer_id": customerID, "exp": exp, "refresh_expiry": end.Unix(), "iat": issued.Unix(),
-	}).SignedString(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := legacySession{customerID: id, access: access, end: end}
-	s.refresh = pbkdf2Hex(t, id+strconv.FormatInt(exp, 10), secret)
-	s.hash = pbkdf2Hex(t, s.refresh, secret)
-	_, err = l.client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &l.name, Item: map[string]types.AttributeValue{
-		"customer_id":        &types.AttributeValueMemberS{Value: id},
-		"refresh_token_hash": &types.AttributeValueMemberS{Value: s.hash},
-		"ttl":                &types.AttributeValueMemberS{Value: strconv.FormatInt(end.Unix(), 10)},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (l *legacyTable) has(t *testing.T, s legacySession) bool {
-	t.Helper()
-	out, err := l.client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &l.name, ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{
-			"customer_id":        &types.AttributeValueMemberS{Value: s.customerID},
-			"refresh_token_hash": &types.AttributeValueMemberS{Value: s.hash},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Item != nil
-}
-
 // startLegacy runs the service on DynamoDB Local with the module's table.
-func startLegacy(t *testing.T, extra map[string]string) (*env, *legacyTable) {
+func startLegacy(t *testing.T, extra map[string]string) (*env, *servicetest.LegacyTable) {
 	t.Helper()
 	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
 	if endpoint == "" {
@@ -136,11 +21,11 @@ func startLegacy(t *testing.T, extra map[string]string) (*env, *legacyTable) {
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	l := newLegacyTable(t, endpoint)
+	l := servicetest.NewLegacyTable(t, endpoint)
 	vars := map[string]string{
 		"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_CREATE_TABLE": "true",
 		"DYNAMO_DB_AUTH_TABLE":        "meshauth-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		"LEGACY_DYNAMO_DB_AUTH_TABLE": l.name,
+		"LEGACY_DYNAMO_DB_AUTH_TABLE": l.Name,
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -148,9 +33,9 @@ func startLegacy(t *testing.T, extra map[string]string) (*env, *legacyTable) {
 	return start(t, options{env: vars}), l
 }
 
-func (e *env) legacyRefresh(t *testing.T, s legacySession, bearerToken string) response {
+func (e *env) legacyRefresh(t *testing.T, s servicetest.LegacySession, bearerToken string) response {
 	t.Helper()
-	return e.do(t, refreshQ, map[string]any{"t": s.refresh}, bearer(bearerToken))
+	return e.do(t, refreshQ, map[string]any{"t": s.Refresh}, bearer(bearerToken))
 }
 
 // TestLegacySessionsContinue: a customer logged in with the module before the
@@ -162,14 +47,14 @@ func TestLegacySessionsContinue(t *testing.T) {
 	secret := []byte(servicetest.JWTSecret)
 	now := e.clock.Now()
 	end := now.Add(20 * 24 * time.Hour).Truncate(time.Second)
-	s := table.login(t, secret, 4242, now.Add(-time.Hour), end) // its access token expired long ago
+	s := table.Login(t, secret, 4242, now.Add(-time.Hour), end) // its access token expired long ago
 
 	const tabs = 5
 	got := make([]pair, tabs)
 	var wg sync.WaitGroup
 	for i := range tabs {
 		wg.Go(func() {
-			r := e.legacyRefresh(t, s, s.access)
+			r := e.legacyRefresh(t, s, s.Access)
 			if len(r.Errors) > 0 {
 				t.Errorf("tab %d: %s", i, r.Raw)
 				return
@@ -183,7 +68,7 @@ func TestLegacySessionsContinue(t *testing.T) {
 			t.Fatalf("concurrent legacy refreshes got different successors: %q vs %q", got[i].RefreshToken, got[0].RefreshToken)
 		}
 	}
-	if table.has(t, s) {
+	if table.Has(t, s) {
 		t.Error("the legacy row was not consumed")
 	}
 	if exp, _ := time.Parse(time.RFC3339, got[0].RefreshTokenExpiresAt); !exp.Equal(end) {
@@ -197,7 +82,7 @@ func TestLegacySessionsContinue(t *testing.T) {
 
 	// The legacy token after the grace: reuse, which ends the session.
 	e.clock.Advance(31 * time.Second)
-	if c := code(t, e.legacyRefresh(t, s, s.access)); c != "REFRESH_TOKEN_REUSED" {
+	if c := code(t, e.legacyRefresh(t, s, s.Access)); c != "REFRESH_TOKEN_REUSED" {
 		t.Fatalf("legacy token after the grace: %s", c)
 	}
 	if c := code(t, e.refresh(t, next.RefreshToken, nil)); c != "INVALID_REFRESH_TOKEN" {
@@ -213,50 +98,50 @@ func TestLegacyRefusals(t *testing.T) {
 	e, table := startLegacy(t, map[string]string{"LOGIN_LIMIT_IP": "2/1m"})
 	secret := []byte(servicetest.JWTSecret)
 	now := e.clock.Now()
-	s := table.login(t, secret, "C-77", now.Add(-time.Minute), now.Add(time.Hour))
-	other := table.login(t, secret, "C-78", now.Add(-time.Minute), now.Add(time.Hour))
-	forged := table.login(t, []byte("another shop's secret, 32+ bytes long"), "C-77", now.Add(-time.Minute), now.Add(time.Hour))
+	s := table.Login(t, secret, "C-77", now.Add(-time.Minute), now.Add(time.Hour))
+	other := table.Login(t, secret, "C-78", now.Add(-time.Minute), now.Add(time.Hour))
+	forged := table.Login(t, []byte("another shop's secret, 32+ bytes long"), "C-77", now.Add(-time.Minute), now.Add(time.Hour))
 
 	for range 5 {
-		if c := code(t, e.legacyRefresh(t, s, forged.access)); c != "INVALID_REFRESH_TOKEN" {
+		if c := code(t, e.legacyRefresh(t, s, forged.Access)); c != "INVALID_REFRESH_TOKEN" {
 			t.Fatalf("forged Bearer: %s", c)
 		}
 	}
-	if c := code(t, e.do(t, refreshQ, map[string]any{"t": s.refresh}, nil)); c != "INVALID_REFRESH_TOKEN" {
+	if c := code(t, e.do(t, refreshQ, map[string]any{"t": s.Refresh}, nil)); c != "INVALID_REFRESH_TOKEN" {
 		t.Fatalf("no Bearer: %s", c)
 	}
-	if !table.has(t, s) {
+	if !table.Has(t, s) {
 		t.Fatal("a refused refresh consumed the row")
 	}
 	// Revoke with the legacy pair: the row goes, the answer is true, twice.
 	for range 2 {
-		r := e.do(t, revokeQ, map[string]any{"t": other.refresh}, bearer(other.access))
+		r := e.do(t, revokeQ, map[string]any{"t": other.Refresh}, bearer(other.Access))
 		if got := field[struct{ Result bool }](t, r, "revokeCustomerToken"); !got.Result {
 			t.Fatalf("legacy logout: %s", r.Raw)
 		}
 	}
-	if table.has(t, other) {
+	if table.Has(t, other) {
 		t.Fatal("logout left the legacy row")
 	}
 	// The revoke above used up the address's two attempts (each costs key
 	// derivation); every forged Bearer before it used none.
-	if c := code(t, e.legacyRefresh(t, s, s.access)); c != "RATE_LIMITED" {
+	if c := code(t, e.legacyRefresh(t, s, s.Access)); c != "RATE_LIMITED" {
 		t.Fatalf("past the per-address limit: %s", c)
 	}
 
 	e2, table2 := startLegacy(t, nil)
 	now = e2.clock.Now()
-	ended := table2.login(t, secret, "C-1", now.Add(-2*time.Hour), now.Add(-time.Hour))
-	live := table2.login(t, secret, "C-2", now.Add(-time.Minute), now.Add(time.Hour))
-	if c := code(t, e2.legacyRefresh(t, ended, ended.access)); c != "INVALID_REFRESH_TOKEN" {
+	ended := table2.Login(t, secret, "C-1", now.Add(-2*time.Hour), now.Add(-time.Hour))
+	live := table2.Login(t, secret, "C-2", now.Add(-time.Minute), now.Add(time.Hour))
+	if c := code(t, e2.legacyRefresh(t, ended, ended.Access)); c != "INVALID_REFRESH_TOKEN" {
 		t.Fatalf("ended legacy session: %s", c)
 	}
-	if c := code(t, e2.legacyRefresh(t, live, ended.access)); c != "INVALID_REFRESH_TOKEN" {
+	if c := code(t, e2.legacyRefresh(t, live, ended.Access)); c != "INVALID_REFRESH_TOKEN" {
 		t.Fatalf("another session's Bearer: %s", c)
 	}
-	r := e2.do(t, revokeQ, map[string]any{"t": live.refresh}, bearer(live.access))
+	r := e2.do(t, revokeQ, map[string]any{"t": live.Refresh}, bearer(live.Access))
 	field[struct{ Result bool }](t, r, "revokeCustomerToken")
-	if c := code(t, e2.legacyRefresh(t, live, live.access)); c != "INVALID_REFRESH_TOKEN" {
+	if c := code(t, e2.legacyRefresh(t, live, live.Access)); c != "INVALID_REFRESH_TOKEN" {
 		t.Fatalf("after legacy logout: %s", c)
 	}
 }
@@ -266,7 +151,7 @@ func TestLegacyRefusals(t *testing.T) {
 // issue.
 func TestLegacyTokenWithoutTheTable(t *testing.T) {
 	e := start(t, options{})
-	tok := pbkdf2Hex(t, "1"+"1700000000", []byte(servicetest.JWTSecret))
+	tok := servicetest.PBKDF2Hex(t, "1"+"1700000000", []byte(servicetest.JWTSecret))
 	r := e.do(t, refreshQ, map[string]any{"t": tok}, http.Header{"Authorization": {"Bearer x.y.z"}})
 	if c := code(t, r); c != "INVALID_REFRESH_TOKEN" {
 		t.Fatalf("legacy token without the table: %s", r.Raw)
