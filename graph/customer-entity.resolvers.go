@@ -13,8 +13,10 @@ import (
 
 // Sessions is the resolver for the sessions field.
 func (r *customerResolver) Sessions(ctx context.Context, obj *model.Customer) ([]*model.CustomerSession, error) {
-	list, err := r.auth.SessionsOf(ctx, obj.ID)
-	return customerSessions(list), err
+	return memoSessions(ctx, obj.ID, func() ([]*model.CustomerSession, error) {
+		list, err := r.auth.SessionsOf(ctx, obj.ID)
+		return customerSessions(list), err
+	})
 }
 
 // Customer returns CustomerResolver implementation.

@@ -1,15 +1,15 @@
 package graph
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/ast"
+		"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/config"
@@ -46,6 +46,12 @@ type Options struct {
 // the query cache. The HTTP layer in front of it records the client with
 // auth.WithClient and WithHTTP.
 func NewHandler(o Options) http.Handler {
+	h, _ := newHandler(o)
+	return h
+}
+
+// newHandler is NewHandler, with its query cache for tests to inspect.
+func newHandler(o Options) (http.Handler, *queryCache) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -72,15 +78,55 @@ func NewHandler(o Options) http.Handler {
 	if maxTokens <= 0 {
 		maxTokens = DefaultMaxTokens
 	}
+	cache := newQueryCache(DefaultQueryCacheBytes)
 	srv.SetParserTokenLimit(maxTokens)
-	srv.Use(o.Limits)
+	srv.Use(guard{limits: o.Limits, maxTokens: maxTokens, cache: cache, hidden: hiddenRootFields(o.Surface)})
 	if o.MaxComplexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
 	}
+	srv.Use(cacheCommit{cache}) // last: only a document that passed every check is cached
+	srv.SetQueryCache(cache)
+	// "Did you mean" suggestions only in development, where nothing is hidden.
+	srv.SetDisableSuggestion(!o.Surface.DevTools)
+	srv.AroundFields(boundEntities)
 	srv.SetErrorPresenter(ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(Recover(o.Log))
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	return srv
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r.WithContext(withState(r.Context())))
+	}), cache
+}
+
+// MaxRepresentations bounds the entity representations of one request
+// (_entities, with FEDERATION_CUSTOMER_ENTITY=true). A gateway asks for the
+// customers of one answer at once; a few dozen is a large page.
+const MaxRepresentations = 100
+
+// boundEntities refuses _entities with more than MaxRepresentations
+// representations before any is resolved.
+func boundEntities(ctx context.Context, next graphql.Resolver) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc != nil && fc.Object == "Query" && fc.Field.Name == "_entities" {
+		if reps, _ := fc.Args["representations"].([]map[string]any); len(reps) > MaxRepresentations {
+			return nil, &auth.Error{Code: auth.CodeBadUserInput, Detail: fmt.Sprintf("At most %d entity representations are allowed in one request.", MaxRepresentations)}
+		}
+	}
+	return next(ctx)
+}
+
+// hiddenRootFields are the root fields requests are validated against
+// (the development-only ones included) that s does not show.
+func hiddenRootFields(s Surface) map[string]bool {
+	all := Surface{DevTools: true, CustomerEntity: s.CustomerEntity}.Schema()
+	shown := s.Schema()
+	hidden := map[string]bool{}
+	for _, root := range []string{"Query", "Mutation"} {
+		for _, f := range all.Types[root].Fields {
+			if shown.Types[root] == nil || shown.Types[root].Fields.ForName(f.Name) == nil {
+				hidden[f.Name] = true
+			}
+		}
+	}
+	return hidden
 }
 
 // unsupported answers requests no other transport takes (a wrong method or

@@ -7,6 +7,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/meshauth/meshauth/internal/auth"
 )
@@ -14,50 +15,114 @@ import (
 // tokenFields are the root fields that check credentials or rotate a session.
 var tokenFields = map[string]bool{"generateCustomerToken": true, "refreshCustomerToken": true, "exchangeIdentityToken": true}
 
-// maxExpandedFields bounds the fields an operation expands to once every
-// fragment spread is replaced by its fragment. Fragments that spread others
-// several times grow exponentially; this refuses them before gqlgen's
-// complexity calculation and executor, which expand them, ever see them.
-const maxExpandedFields = 1000
+// Bounds every document is held to, whatever the configuration.
+const (
+	// maxExpandedFields bounds the fields an operation expands to once
+	// every fragment spread is replaced by its fragment. Fragments that
+	// spread others several times grow exponentially; this refuses them
+	// before gqlgen's complexity calculation and executor expand them.
+	maxExpandedFields = 1000
+	// maxDocumentFields bounds the fields written in the whole document,
+	// every operation and fragment, as validation reads them all.
+	maxDocumentFields = 1000
+	// maxSameName bounds how often one response name occurs in one
+	// selection set, counting the fields its fragments contribute.
+	// Validation compares such fields pairwise (the rule that fields
+	// merge): 1 000 copies of __typename cost about 100 ms of CPU, 10 cost
+	// microseconds. No real query repeats a field more than a few times.
+	maxSameName = 10
+)
 
-// Limits refuses operations that are too deep, use too many aliases, expand
-// to too many fields, or hold more token fields (generateCustomerToken,
-// refreshCustomerToken, exchangeIdentityToken) than MaxTokenFields: aliases
-// must not multiply login attempts or rotations in one request. A zero limit
-// is no limit. Depth counts fields and fragments nested in one another;
-// introspection subtrees (__schema, __type) do not count, and introspection
-// is off in production. Each fragment is measured once (memoized), so the
-// check itself stays linear in the size of the document.
+// Limits bound the shape of a document. A zero limit is no limit.
 type Limits struct {
-	MaxDepth       int
-	MaxAliases     int
+	// MaxDepth bounds nesting: fields and fragments nested in one another;
+	// introspection subtrees (__schema, __type) do not count.
+	MaxDepth int
+	// MaxAliases bounds the aliases of the document's operations.
+	MaxAliases int
+	// MaxTokenFields bounds the token fields (generateCustomerToken,
+	// refreshCustomerToken, exchangeIdentityToken) of the operation that
+	// runs: aliases must not multiply login attempts or rotations.
 	MaxTokenFields int
 }
 
-var _ graphql.OperationContextMutator = Limits{}
+// guard bounds every document before gqlgen validates it: validation does
+// work that grows faster than the document (the field-merging rule is
+// quadratic in repeated fields), so the bounds are counted on the parsed
+// document first, in one pass that measures each fragment once. A document
+// the query cache holds has passed every check already and is not parsed
+// again.
+type guard struct {
+	limits    Limits
+	maxTokens int
+	cache     *queryCache
+	// hidden are the root fields this deployment does not show (the
+	// development-only operations outside development): a document that
+	// names one is refused with FORBIDDEN before validation, so that no
+	// validation message ever names their types.
+	hidden map[string]bool
+}
+
+var _ graphql.OperationParameterMutator = guard{}
 
 // ExtensionName implements graphql.HandlerExtension.
-func (Limits) ExtensionName() string { return "Limits" }
+func (guard) ExtensionName() string { return "DocumentBounds" }
 
 // Validate implements graphql.HandlerExtension.
-func (Limits) Validate(graphql.ExecutableSchema) error { return nil }
+func (guard) Validate(graphql.ExecutableSchema) error { return nil }
 
-// MutateOperationContext implements graphql.OperationContextMutator.
-func (l Limits) MutateOperationContext(_ context.Context, rc *graphql.OperationContext) *gqlerror.Error {
-	if rc.Operation == nil {
+// MutateOperationParameters implements graphql.OperationParameterMutator.
+func (g guard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if _, ok := g.cache.Get(ctx, p.Query); ok {
 		return nil
 	}
-	w := walker{fragments: rc.Doc.Fragments, memo: map[string]*shape{}}
-	s := w.set(rc.Operation.SelectionSet, true)
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, g.maxTokens)
+	if err != nil {
+		return nil // gqlgen parses again and reports the syntax error
+	}
+	return g.limits.check(doc, p.OperationName, g.hidden)
+}
+
+// check measures doc and refuses it when it names a hidden root field or is
+// over a bound.
+func (l Limits) check(doc *ast.QueryDocument, operationName string, hidden map[string]bool) *gqlerror.Error {
+	w := walker{fragments: doc.Fragments, memo: map[string]*shape{}, visiting: map[string]bool{}, hidden: hidden}
+	var all shape
+	var run *ast.OperationDefinition
+	for _, op := range doc.Operations {
+		s := w.set(op.SelectionSet, true)
+		all.add(s, 1)
+		if op.Name == operationName || (operationName == "" && len(doc.Operations) == 1) {
+			run = op
+			all.tokenFields = s.tokenFields
+		}
+	}
+	if run == nil {
+		all.tokenFields = 0 // gqlgen refuses a missing operation
+	}
+	// Validation reads fragments no operation spreads, too.
+	for _, f := range doc.Fragments {
+		w.fragment(f.Name, false)
+	}
+	written := countFields(doc)
 	switch {
-	case l.MaxDepth > 0 && s.depth > l.MaxDepth:
-		return limitError(fmt.Sprintf("The query is nested %d levels deep; at most %d are allowed.", s.depth, l.MaxDepth))
-	case s.fields > maxExpandedFields:
+	case w.namesHidden:
+		e := auth.Codes[auth.CodeForbidden]
+		return &gqlerror.Error{Message: e.Message, Extensions: map[string]any{"code": string(auth.CodeForbidden), "category": e.Category}}
+	case w.cycle:
+		return limitError("The query's fragments spread one another in a cycle.")
+	case written > maxDocumentFields:
+		return limitError(fmt.Sprintf("The document holds %d fields; at most %d are allowed.", written, maxDocumentFields))
+	case w.sameName > maxSameName:
+		return limitError(fmt.Sprintf("A selection holds the same field or alias %d times; at most %d are allowed.", w.sameName, maxSameName))
+	case l.MaxDepth > 0 && all.depth > l.MaxDepth:
+		return limitError(fmt.Sprintf("The query is nested %d levels deep; at most %d are allowed.", all.depth, l.MaxDepth))
+	case all.fields > maxExpandedFields:
 		return limitError(fmt.Sprintf("The query expands to more than %d fields.", maxExpandedFields))
-	case l.MaxAliases > 0 && s.aliases > l.MaxAliases:
-		return limitError(fmt.Sprintf("The query uses %d aliases; at most %d are allowed.", s.aliases, l.MaxAliases))
-	case l.MaxTokenFields > 0 && s.tokenFields > l.MaxTokenFields:
-		return limitError(fmt.Sprintf("The request holds %d token operations (generateCustomerToken, refreshCustomerToken, exchangeIdentityToken); at most %d are allowed.", s.tokenFields, l.MaxTokenFields))
+	case l.MaxAliases > 0 && all.aliases > l.MaxAliases:
+		return limitError(fmt.Sprintf("The query uses %d aliases; at most %d are allowed.", all.aliases, l.MaxAliases))
+	case l.MaxTokenFields > 0 && all.tokenFields > l.MaxTokenFields:
+		return limitError(fmt.Sprintf("The request holds %d token operations (generateCustomerToken, refreshCustomerToken, exchangeIdentityToken); at most %d are allowed.", all.tokenFields, l.MaxTokenFields))
 	}
 	return nil
 }
@@ -68,10 +133,38 @@ func limitError(msg string) *gqlerror.Error {
 	}}
 }
 
+// countFields counts the fields written in doc, without expanding fragments.
+func countFields(doc *ast.QueryDocument) int {
+	var count func(ast.SelectionSet) int
+	count = func(sel ast.SelectionSet) int {
+		n := 0
+		for _, s := range sel {
+			switch s := s.(type) {
+			case *ast.Field:
+				n += 1 + count(s.SelectionSet)
+			case *ast.InlineFragment:
+				n += count(s.SelectionSet)
+			}
+		}
+		return n
+	}
+	n := 0
+	for _, op := range doc.Operations {
+		n += count(op.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		n += count(f.SelectionSet)
+	}
+	return n
+}
+
 // shape is what a selection set amounts to once expanded: its depth, and how
 // many fields, aliases and root token fields it holds. Counts saturate.
 type shape struct {
 	depth, fields, aliases, tokenFields int
+	// names counts the response names the set contributes to the selection
+	// it is merged into (its own fields and its fragments').
+	names map[string]int
 }
 
 const saturated = 1 << 30
@@ -80,29 +173,47 @@ func (s *shape) add(o shape, times int) {
 	s.depth = max(s.depth, o.depth)
 	s.fields = min(saturated, s.fields+min(saturated, o.fields*times))
 	s.aliases = min(saturated, s.aliases+min(saturated, o.aliases*times))
-	s.tokenFields = min(saturated, s.tokenFields+o.tokenFields*times)
+	s.tokenFields = min(saturated, s.tokenFields+min(saturated, o.tokenFields*times))
 }
 
 type walker struct {
 	fragments ast.FragmentDefinitionList
 	// memo holds each fragment's shape, at the root or below it (token
 	// fields count only at the root).
-	memo map[string]*shape
+	memo     map[string]*shape
+	visiting map[string]bool
+	// cycle is set when fragments spread one another in a cycle.
+	cycle bool
+	// sameName is the most times one response name occurs in one selection.
+	sameName int
+	// hidden are root fields to refuse; namesHidden is set when one occurs.
+	hidden      map[string]bool
+	namesHidden bool
 }
 
-// set measures a selection set. Validation has already refused fragment
-// cycles and unknown fragments.
+// set measures a selection set, and the response names it merges.
 func (w *walker) set(sel ast.SelectionSet, root bool) shape {
-	var out shape
+	out := shape{names: map[string]int{}}
+	merge := func(names map[string]int) {
+		for n, c := range names {
+			out.names[n] = min(saturated, out.names[n]+c)
+			w.sameName = max(w.sameName, out.names[n])
+		}
+	}
 	for _, s := range sel {
 		switch s := s.(type) {
 		case *ast.Field:
 			f := shape{depth: 1, fields: 1}
+			name := s.Name
 			if s.Alias != "" && s.Alias != s.Name {
 				f.aliases = 1
+				name = s.Alias
 			}
 			if root && tokenFields[s.Name] {
 				f.tokenFields = 1
+			}
+			if root && w.hidden[s.Name] {
+				w.namesHidden = true
 			}
 			if s.Name != "__schema" && s.Name != "__type" && len(s.SelectionSet) > 0 {
 				child := w.set(s.SelectionSet, false)
@@ -110,14 +221,18 @@ func (w *walker) set(sel ast.SelectionSet, root bool) shape {
 				f.add(child, 1)
 			}
 			out.add(f, 1)
+			merge(map[string]int{name: 1})
 		case *ast.InlineFragment:
 			// A fragment adds no depth to the answer, but each one nested in
 			// another is work for the server: it counts as a level.
 			child := w.set(s.SelectionSet, root)
 			child.depth++
 			out.add(child, 1)
+			merge(child.names)
 		case *ast.FragmentSpread:
-			out.add(w.fragment(s.Name, root), 1)
+			f := w.fragment(s.Name, root)
+			out.add(f, 1)
+			merge(f.names)
 		}
 	}
 	return out
@@ -131,11 +246,17 @@ func (w *walker) fragment(name string, root bool) shape {
 	if s, ok := w.memo[key]; ok {
 		return *s
 	}
+	if w.visiting[key] {
+		w.cycle = true
+		return shape{}
+	}
+	w.visiting[key] = true
 	var s shape
 	if f := w.fragments.ForName(name); f != nil {
 		s = w.set(f.SelectionSet, root)
 		s.depth++
 	}
+	delete(w.visiting, key)
 	w.memo[key] = &s
 	return s
 }

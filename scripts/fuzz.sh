@@ -34,6 +34,7 @@ TARGETS=(
 	"./internal/token FuzzRefreshParse"
 	"./internal/token FuzzVerify"
 	"./internal/server FuzzGraphQLRequest"
+	"./graph FuzzDocumentBounds"
 )
 
 SELECTED=("$@")

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,6 +252,43 @@ func TestCustomerEntity(t *testing.T) {
 	anon := field[[]entity](t, e.do(t, q, reps, nil), "_entities")
 	if len(anon[0].Sessions) != 0 || len(anon[1].Sessions) != 0 {
 		t.Fatalf("sessions without a token: %+v", anon)
+	}
+}
+
+// TestEntityAmplification: one request names at most 100 representations,
+// and a customer named many times is resolved once: 100 copies of one
+// representation cost one session lookup.
+func TestEntityAmplification(t *testing.T) {
+	e := start(t, options{env: map[string]string{"FEDERATION_CUSTOMER_ENTITY": "true"}})
+	ada := e.login(t, "ada@example.com", false)
+	q := `query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id sessions { id } } } }`
+	reps := func(n int) map[string]any {
+		list := make([]any, n)
+		for i := range list {
+			list[i] = map[string]any{"__typename": "Customer", "id": "1"}
+		}
+		return map[string]any{"r": list}
+	}
+	r := e.do(t, q, reps(101), bearer(ada.Token))
+	if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Fatalf("101 representations: %.300s", r.Raw)
+	}
+	lookups := func() int {
+		for _, line := range strings.Split(scrape(t, e.url), "\n") {
+			if strings.HasPrefix(line, `meshauth_store_calls_total{call="list_by_customer",result="ok"}`) {
+				n, _ := strconv.Atoi(strings.Fields(line)[1])
+				return n
+			}
+		}
+		return 0
+	}
+	before := lookups()
+	got := field[[]map[string]any](t, e.do(t, q, reps(100), bearer(ada.Token)), "_entities")
+	if len(got) != 100 {
+		t.Fatalf("%d entities, want 100", len(got))
+	}
+	if n := lookups() - before; n != 1 {
+		t.Fatalf("100 copies of one customer made %d session lookups, want 1", n)
 	}
 }
 
