@@ -45,6 +45,9 @@ type Rules struct {
 	// ReuseInterval is the grace during which the immediate predecessor of the
 	// current refresh token still receives the current pair.
 	ReuseInterval time.Duration
+	// MaxSessions caps a customer's sessions: a login beyond it ends the
+	// least recently refreshed ones (MAX_SESSIONS_PER_CUSTOMER); 0 is no cap.
+	MaxSessions int
 }
 
 // Options are a Service's dependencies.
@@ -55,7 +58,8 @@ type Options struct {
 	// Provider checks credentials.
 	Provider login.Service
 	Sessions store.Sessions
-	// Customers is needed only by the development-only operations.
+	// Customers serves the session lists and the development-only
+	// operations, and caps each customer's sessions.
 	Customers store.Customers
 	Signer    *token.Signer
 	Codec     *token.Codec
@@ -219,7 +223,25 @@ func (s *Service) startSession(ctx context.Context, id login.Identity, remember 
 	if err := s.o.Sessions.Create(ctx, sess); err != nil {
 		return store.Session{}, token.Refresh{}, s.storeFailure("create session", err)
 	}
+	s.capSessions(ctx, sess)
 	return sess, rt, nil
+}
+
+// capSessions ends the customer's least recently refreshed sessions beyond
+// Rules.MaxSessions, so that logins cannot pile up sessions without end. A
+// failure is logged, not returned: the login itself succeeded.
+func (s *Service) capSessions(ctx context.Context, sess store.Session) {
+	if s.o.Rules.MaxSessions <= 0 || s.o.Customers == nil {
+		return
+	}
+	n, err := s.o.Customers.TrimByCustomer(ctx, sess.CustomerID, s.o.Rules.MaxSessions)
+	if err != nil {
+		s.o.Log.LogAttrs(ctx, slog.LevelWarn, "cap sessions", slog.String("customer_id", sess.CustomerID), slog.String("cause", err.Error()))
+		return
+	}
+	if n > 0 {
+		s.audit(ctx, "sessions.capped", slog.String("customer_id", sess.CustomerID), slog.Int("ended", n))
+	}
 }
 
 // Refresh rotates the session that refreshToken belongs to and returns a new

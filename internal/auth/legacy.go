@@ -67,6 +67,7 @@ func (s *Service) refreshLegacy(ctx context.Context, refreshToken string, now ti
 			return Tokens{}, s.storeFailure("consume legacy session", err)
 		}
 		s.audit(ctx, "legacy.migrated", slog.String("customer_id", c.CustomerID), slog.String("session_id", sess.ID))
+		s.capSessions(ctx, sess)
 	}
 	return s.rotate(ctx, first, now)
 }

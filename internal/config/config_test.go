@@ -95,7 +95,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 		JWT:      config.JWT{Algorithm: "HS256", Issuer: "meshauth", Audience: "meshauth", CustomerIDClaims: []string{"customer_id"}},
 		Rules: auth.Rules{
 			AccessTTL: 10 * time.Minute, IdleTTL: 15 * time.Minute, RememberTTL: 43200 * time.Minute,
-			MaxLifetime: 0, ReuseInterval: 30 * time.Second,
+			MaxLifetime: 0, ReuseInterval: 30 * time.Second, MaxSessions: 50,
 		},
 		LogLevel: slog.LevelInfo, LogFormat: "text", Introspection: true,
 	}
@@ -147,7 +147,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		RefreshSecret: []byte(refreshSecret),
 		Rules: auth.Rules{
 			AccessTTL: 5 * time.Minute, IdleTTL: time.Hour, RememberTTL: 24 * time.Hour,
-			MaxLifetime: 48 * time.Hour, ReuseInterval: 0,
+			MaxLifetime: 48 * time.Hour, ReuseInterval: 0, MaxSessions: 50,
 		},
 		LogLevel: slog.LevelDebug, LogFormat: "text", Introspection: true,
 	}

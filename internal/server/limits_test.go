@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // startCustom starts the service with the production defaults for limits
@@ -212,4 +213,27 @@ func TestGatewayDefaults(t *testing.T) {
 	if c := attempt(shared, "ada@example.com", password, "203.0.113.50"); c != "RATE_LIMITED" {
 		t.Fatalf("with no proxy trusted, the gateway's address is everyone's: %s", c)
 	}
+}
+
+// TestSessionCap: logins beyond MAX_SESSIONS_PER_CUSTOMER end the customer's
+// least recently refreshed sessions; the newest stay, other customers' too.
+func TestSessionCap(t *testing.T) {
+	e := start(t, options{env: map[string]string{"MAX_SESSIONS_PER_CUSTOMER": "3"}})
+	bob := e.login(t, "bob@example.com", true)
+	var ada []pair
+	for range 5 {
+		e.clock.Advance(time.Second)
+		ada = append(ada, e.login(t, "ada@example.com", true))
+	}
+	if n := e.sessionCount(t, ada[4].Token); n != 3 {
+		t.Fatalf("ada has %d sessions, want 3", n)
+	}
+	for i, p := range ada {
+		r := e.refresh(t, p.RefreshToken, nil)
+		ended := len(r.Errors) > 0
+		if ended != (i < 2) {
+			t.Errorf("session %d ended: %v (%s)", i, ended, r.Raw)
+		}
+	}
+	field[pair](t, e.refresh(t, bob.RefreshToken, nil), "refreshCustomerToken")
 }

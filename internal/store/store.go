@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,6 +94,28 @@ type Customers interface {
 	ListByCustomer(ctx context.Context, customerID string) ([]Session, error)
 	// DeleteByCustomer removes every session of the customer and returns how many.
 	DeleteByCustomer(ctx context.Context, customerID string) (int, error)
+	// TrimByCustomer ends the customer's least recently refreshed sessions
+	// beyond keep (LeastRecent decides which) and returns how many it ended.
+	// A session created a moment ago by another instance may not be counted
+	// yet, so under concurrent logins the customer may briefly hold a few
+	// more.
+	TrimByCustomer(ctx context.Context, customerID string, keep int) (int, error)
+}
+
+// LeastRecent returns the sessions of list beyond the keep most recently
+// refreshed (ties broken by id, so every backend picks the same).
+func LeastRecent(list []Session, keep int) []Session {
+	if len(list) <= keep {
+		return nil
+	}
+	sorted := slices.Clone(list)
+	slices.SortFunc(sorted, func(a, b Session) int {
+		if c := a.RefreshedAt.Compare(b.RefreshedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return sorted[:len(sorted)-keep]
 }
 
 // Store is a whole backend, as main wires it.

@@ -185,6 +185,12 @@ func (s *meteredStore) DeleteByCustomer(ctx context.Context, customerID string) 
 	return s.Store.DeleteByCustomer(ctx, customerID)
 }
 
+func (s *meteredStore) TrimByCustomer(ctx context.Context, customerID string, keep int) (_ int, err error) {
+	ctx, done := s.m.storeCall(ctx, "trim_by_customer")
+	defer func() { done(err) }()
+	return s.Store.TrimByCustomer(ctx, customerID, keep)
+}
+
 // Login returns l with every credential check counted and timed.
 func (m *Metrics) Login(l login.Service) login.Service { return meteredLogin{l: l, m: m} }
 

@@ -382,6 +382,32 @@ func (s *Store) ListByCustomer(ctx context.Context, customerID string) ([]store.
 	return out, nil
 }
 
+// TrimByCustomer counts the customer's sessions with one keys-only query of
+// customer_id-index; only when there are more than keep does it read them
+// (as ListByCustomer) and delete the least recently refreshed, one
+// conditional DeleteItem each. The index is eventually consistent, so a
+// session created a moment ago may not be counted yet.
+func (s *Store) TrimByCustomer(ctx context.Context, customerID string, keep int) (int, error) {
+	keys, err := s.customerKeys(ctx, "TrimByCustomer", customerID)
+	if err != nil || len(keys) <= keep {
+		return 0, err
+	}
+	list, err := s.ListByCustomer(ctx, customerID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sess := range store.LeastRecent(list, keep) {
+		switch _, err := s.Delete(ctx, sess.ID); {
+		case err == nil:
+			n++
+		case !errors.Is(err, store.ErrNotFound):
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // DeleteByCustomer finds the keys of the customer's sessions as
 // ListByCustomer does and deletes them with BatchWriteItem requests of up to
 // 25 deletes. It returns how many sessions it deleted, also when it fails part

@@ -305,6 +305,34 @@ func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, err
 	return n, err
 }
 
+// TrimByCustomer implements store.Customers, in one transaction.
+func (s *Store) TrimByCustomer(_ context.Context, customerID string, keep int) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		ids := customerIDs(tx, customerID)
+		if len(ids) <= keep {
+			return nil
+		}
+		list := make([]store.Session, 0, len(ids))
+		for _, id := range ids {
+			sess, err := getTx(tx, id)
+			if err != nil {
+				return err
+			}
+			list = append(list, sess)
+		}
+		for _, sess := range store.LeastRecent(list, keep) {
+			if _, err := deleteTx(tx, sess.ID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 func customerIDs(tx *bolt.Tx, customerID string) []string {
 	prefix := customerKey(customerID, "")
 	var ids []string

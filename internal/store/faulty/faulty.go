@@ -27,6 +27,7 @@ const (
 	Delete           Op = "Delete"
 	ListByCustomer   Op = "ListByCustomer"
 	DeleteByCustomer Op = "DeleteByCustomer"
+	TrimByCustomer   Op = "TrimByCustomer"
 	Ping             Op = "Ping"
 )
 
@@ -179,6 +180,11 @@ func (s *Store) ListByCustomer(ctx context.Context, customerID string) ([]store.
 // DeleteByCustomer is store.Customers.DeleteByCustomer under the fault set for DeleteByCustomer.
 func (s *Store) DeleteByCustomer(ctx context.Context, customerID string) (int, error) {
 	return do(ctx, s, DeleteByCustomer, func() (int, error) { return s.inner.DeleteByCustomer(ctx, customerID) })
+}
+
+// TrimByCustomer is store.Customers.TrimByCustomer under the fault set for TrimByCustomer.
+func (s *Store) TrimByCustomer(ctx context.Context, customerID string, keep int) (int, error) {
+	return do(ctx, s, TrimByCustomer, func() (int, error) { return s.inner.TrimByCustomer(ctx, customerID, keep) })
 }
 
 // Ping is store.Store.Ping under the fault set for Ping.

@@ -128,6 +128,21 @@ func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, err
 	return n, nil
 }
 
+// TrimByCustomer implements store.Customers.
+func (s *Store) TrimByCustomer(_ context.Context, customerID string, keep int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []store.Session
+	for id := range s.customers[customerID] {
+		list = append(list, s.sessions[id])
+	}
+	ended := store.LeastRecent(list, keep)
+	for _, sess := range ended {
+		s.remove(sess)
+	}
+	return len(ended), nil
+}
+
 // Sweep deletes the sessions that have expired at now and returns how many.
 func (s *Store) Sweep(now time.Time) int {
 	s.mu.Lock()

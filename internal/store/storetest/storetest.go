@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Delete", testDelete},
 		{"ListByCustomer", testList},
 		{"DeleteByCustomer", testDeleteByCustomer},
+		{"TrimByCustomer", testTrimByCustomer},
 		{"ConcurrentRotateOneWinner", testConcurrentRotate},
 	}
 	for _, tc := range tests {
@@ -327,6 +328,37 @@ func testDeleteByCustomer(t *testing.T, s store.Store) {
 	mustGet(t, s, "y")
 	if n, err := s.DeleteByCustomer(ctx, "c1"); err != nil || n != 0 {
 		t.Fatalf("second DeleteByCustomer = %d, %v", n, err)
+	}
+}
+
+// testTrimByCustomer: the least recently refreshed sessions beyond keep end;
+// the others, and other customers', stay.
+func testTrimByCustomer(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 7 {
+		sess := session(fmt.Sprintf("t%d", i), "c1")
+		// t3 is the oldest by refresh, then t0, t1...; t6 the newest.
+		sess.RefreshedAt = base.Add(time.Duration(i) * time.Minute)
+		if i == 3 {
+			sess.RefreshedAt = base.Add(-time.Hour)
+		}
+		mustCreate(t, s, sess)
+	}
+	mustCreate(t, s, session("other", "c2"))
+	if n, err := s.TrimByCustomer(ctx, "c1", 7); err != nil || n != 0 {
+		t.Fatalf("TrimByCustomer at the cap = %d, %v; want 0", n, err)
+	}
+	n, err := s.TrimByCustomer(ctx, "c1", 5)
+	if err != nil || n != 2 {
+		t.Fatalf("TrimByCustomer = %d, %v; want 2", n, err)
+	}
+	for _, gone := range []string{"t3", "t0"} {
+		if _, err := s.Get(ctx, gone); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s, among the least recently refreshed, was kept: %v", gone, err)
+		}
+	}
+	for _, kept := range []string{"t1", "t2", "t4", "t5", "t6", "other"} {
+		mustGet(t, s, kept)
 	}
 }
 
