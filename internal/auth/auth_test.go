@@ -524,7 +524,7 @@ func (f failing) Delete(context.Context, string) (store.Session, error) {
 func (f failing) ListByCustomer(context.Context, string) ([]store.Session, error) {
 	return nil, f.fail()
 }
-func (f failing) DeleteByCustomer(context.Context, string) (int, error) { return 0, f.fail() }
+func (f failing) DeleteByCustomer(context.Context, string) (int, error)    { return 0, f.fail() }
 func (f failing) TrimByCustomer(context.Context, string, int) (int, error) { return 0, f.fail() }
 
 func TestStoreFailures(t *testing.T) {
