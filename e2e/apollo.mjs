@@ -1,5 +1,7 @@
 // Apollo Gateway (managed-federation-free): composes meshauth's subgraph SDL
-// locally and forwards the client's Authorization header to the subgraph.
+// locally and forwards the client's Authorization header to the subgraph, and
+// its address: X-Forwarded-For as the client sent it, with the client's
+// address (the gateway's TCP peer) appended, as a proxy does.
 //
 //   MESHAUTH_URL=http://127.0.0.1:4000/graphql PORT=4100 node apollo.mjs
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
@@ -40,6 +42,7 @@ const gateway = new ApolloGateway({
       url,
       willSendRequest({ request, context }) {
         if (context.authorization) request.http.headers.set('authorization', context.authorization);
+        if (context.forwardedFor) request.http.headers.set('x-forwarded-for', context.forwardedFor);
       },
     }),
 });
@@ -51,7 +54,10 @@ const server = new ApolloServer({
 });
 const { url } = await startStandaloneServer(server, {
   listen: { host: '127.0.0.1', port },
-  context: async ({ req }) => ({ authorization: req.headers.authorization }),
+  context: async ({ req }) => ({
+    authorization: req.headers.authorization,
+    forwardedFor: [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', '),
+  }),
 });
 console.log(`apollo gateway ready at ${url}`);
 

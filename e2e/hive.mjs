@@ -1,6 +1,7 @@
 // Hive Gateway (runtime as a library): composes meshauth's subgraph SDL with
 // @theguild/federation-composition and forwards the client's Authorization
-// header to the subgraph.
+// header to the subgraph, and its address: X-Forwarded-For as the client sent
+// it, with the client's address (the gateway's TCP peer) appended, as a proxy does.
 //
 //   MESHAUTH_URL=http://127.0.0.1:4000/graphql PORT=4200 node hive.mjs
 import { createServer } from 'node:http';
@@ -37,9 +38,13 @@ const gateway = createGatewayRuntime({
   supergraph: composed.supergraphSdl,
   logging: process.env.LOG_LEVEL ?? 'warn',
   propagateHeaders: {
-    fromClientToSubgraphs({ request }) {
-      const authorization = request.headers.get('authorization');
-      return authorization ? { authorization } : {};
+    fromClientToSubgraphs({ request, context }) {
+      // context.req is node:http's request (createServer(gateway) below).
+      const forwardedFor = [request.headers.get('x-forwarded-for'), context.req?.socket?.remoteAddress];
+      return {
+        authorization: request.headers.get('authorization'),
+        'x-forwarded-for': forwardedFor.filter(Boolean).join(', ') || null,
+      };
     },
   },
 });

@@ -3,6 +3,12 @@
 //
 //   node scenario.mjs <gateway name> <gateway GraphQL URL>
 //   E2E_EMAIL / E2E_PASSWORD: the user run.sh created.
+//   E2E_LIMIT_PASSWORD: the password of limit-1@example.com ... limit-26@example.com.
+//   E2E_LOGIN_LIMIT_IP: the failed logins meshauth allows per client address
+//     a minute (its LOGIN_LIMIT_IP=N/1m).
+//   E2E_CUSTOMER_ENTITY=true: meshauth runs with FEDERATION_CUSTOMER_ENTITY=true.
+import { assert, checks, claimsOf, expectCode, expectPair, gql as gqlAt, LOGIN, REFRESH, REVOKE, SESSIONS, show } from './lib.mjs';
+
 const [name = 'gateway', url] = process.argv.slice(2);
 const email = process.env.E2E_EMAIL ?? 'e2e@example.com';
 const password = process.env.E2E_PASSWORD;
@@ -11,77 +17,13 @@ if (!url || !password) {
   process.exit(2);
 }
 
-let passed = 0;
-let failed = 0;
+const limitPassword = process.env.E2E_LIMIT_PASSWORD;
+const ipLimit = Number(process.env.E2E_LOGIN_LIMIT_IP ?? 3);
+const customerEntity = process.env.E2E_CUSTOMER_ENTITY === 'true';
 
-async function check(label, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok    [${name}] ${label}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  [${name}] ${label}: ${err?.message ?? err}`);
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-async function gql(query, variables = {}, headers = {}) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
-    body: JSON.stringify({ query, variables }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await res.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`HTTP ${res.status}, not JSON: ${text.slice(0, 300)}`);
-  }
-  return body;
-}
-
-const show = (body) => JSON.stringify(body).slice(0, 400);
-
-// The value of extensions.code of the first error, as the gateway shows it.
-function errorCode(body) {
-  return body?.errors?.[0]?.extensions?.code;
-}
-
-function expectCode(body, code) {
-  assert(Array.isArray(body.errors) && body.errors.length > 0, `expected error ${code}, got ${show(body)}`);
-  assert(errorCode(body) === code, `expected extensions.code ${code}, got ${show(body)}`);
-}
-
-function expectPair(body, field) {
-  assert(!body.errors, `unexpected errors: ${show(body)}`);
-  const pair = body.data?.[field];
-  assert(typeof pair?.token === 'string' && pair.token.length > 0, `no token in ${show(body)}`);
-  assert(typeof pair?.refresh_token === 'string' && pair.refresh_token.length > 0, `no refresh_token in ${show(body)}`);
-  return pair;
-}
-
-// The sid claim of a JWT (the session id); the token is not verified here.
-function sidOf(jwt) {
-  const payload = JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'));
-  return payload.sid;
-}
-
-const LOGIN = `mutation Login($email: String!, $password: String!) {
-  generateCustomerToken(email: $email, password: $password) { token refresh_token token_expires_at refresh_token_expires_at }
-}`;
-const REFRESH = `mutation Refresh($t: String!) {
-  refreshCustomerToken(refresh_token: $t) { token refresh_token }
-}`;
-const REVOKE = `mutation Revoke($t: String) {
-  revokeCustomerToken(refresh_token: $t) { result }
-}`;
-const SESSIONS = `query Sessions { customerSessions { id current remember_me expires_at } }`;
+const { check, finish } = checks(name);
+const gql = (query, variables, headers) => gqlAt(url, query, variables, headers);
+const sidOf = (jwt) => claimsOf(jwt).sid;
 
 let login;
 let second;
@@ -139,5 +81,52 @@ await check('6b. refreshing the revoked session fails with INVALID_REFRESH_TOKEN
   expectCode(await gql(REFRESH, { t: third.refresh_token }), 'INVALID_REFRESH_TOKEN');
 });
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+// 7. The client's address reaches meshauth through the gateway: each client
+// sends its own X-Forwarded-For (documentation addresses, 203.0.113.0/24),
+// the gateway passes it on with its peer appended, and meshauth, which trusts
+// loopback peers, counts failed logins by the right-most untrusted hop. A
+// gateway that dropped the header would make every client 127.0.0.1, and the
+// per-address limit would refuse everyone after the first few failures.
+const limitEmail = (n) => `limit-${n}@example.com`;
+const from = (n) => ({ 'x-forwarded-for': `203.0.113.${n}` });
+
+await check('7a. 25 wrong passwords for 25 customers, each from its own client address: all INVALID_CREDENTIALS, none RATE_LIMITED', async () => {
+  assert(limitPassword, 'E2E_LIMIT_PASSWORD is not set');
+  const codes = [];
+  for (let n = 1; n <= 25; n++) {
+    const body = await gql(LOGIN, { email: limitEmail(n), password: `${limitPassword}-wrong` }, from(n));
+    codes.push(body.errors?.[0]?.extensions?.code ?? show(body));
+  }
+  const other = codes.map((c, i) => [i + 1, c]).filter(([, c]) => c !== 'INVALID_CREDENTIALS');
+  assert(other.length === 0, `not INVALID_CREDENTIALS: ${other.map(([n, c]) => `#${n} ${c}`).join(', ')}`);
+});
+
+await check('7b. then a 26th customer from a 26th address logs in, and their session shows that address', async () => {
+  const pair = expectPair(await gql(LOGIN, { email: limitEmail(26), password: limitPassword }, from(26)), 'generateCustomerToken');
+  const body = await gql(SESSIONS, {}, { authorization: `Bearer ${pair.token}` });
+  assert(!body.errors, `unexpected errors: ${show(body)}`);
+  const current = body.data?.customerSessions?.find((s) => s.current);
+  assert(current?.ip === '203.0.113.26', `expected the session's ip 203.0.113.26, got ${show(body)}`);
+});
+
+await check(`7c. ${ipLimit + 1} wrong passwords from one client address: the first ${ipLimit} INVALID_CREDENTIALS, the last RATE_LIMITED`, async () => {
+  const codes = [];
+  for (let n = 1; n <= ipLimit + 1; n++) {
+    const body = await gql(LOGIN, { email: limitEmail(n), password: `${limitPassword}-wrong` }, from(200));
+    codes.push(body.errors?.[0]?.extensions?.code ?? show(body));
+  }
+  const want = [...Array(ipLimit).fill('INVALID_CREDENTIALS'), 'RATE_LIMITED'];
+  assert(codes.join() === want.join(), `expected ${want.join(', ')}; got ${codes.join(', ')}`);
+});
+
+// 8. meshauth defines type Customer only with FEDERATION_CUSTOMER_ENTITY=true
+// (the gateway answers introspection itself; meshauth's is off).
+await check(`8. the gateway's schema has type Customer only with FEDERATION_CUSTOMER_ENTITY=true (here ${customerEntity})`, async () => {
+  const body = await gql('{ __type(name: "Customer") { name fields { name } } }');
+  assert(!body.errors, `unexpected errors: ${show(body)}`);
+  const type = body.data?.__type;
+  if (customerEntity) assert(type?.fields?.some((f) => f.name === 'sessions'), `expected the Customer entity, got ${show(body)}`);
+  else assert(type === null, `expected no type Customer, got ${show(body)}`);
+});
+
+finish();
