@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/meshauth/meshauth/internal/auth"
@@ -42,11 +43,17 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(auth.CodeBadUserInput), "category": auth.Codes[auth.CodeBadUserInput].Category}}
 		}
 		e, ok := errors.AsType[*auth.Error](err)
-		if !ok {
+		switch {
+		case ok:
+		case underEntities(ctx):
+			// gqlgen's federation code refusing a representation the
+			// client wrote: a client mistake.
+			e = &auth.Error{Code: auth.CodeBadUserInput, Detail: "An entity representation is invalid.", Cause: err}
+		default:
 			e = &auth.Error{Code: auth.CodeInternal, Cause: err}
 		}
-		if e.Cause != nil && e.Code != auth.CodeInvalidRefreshToken && e.Code != auth.CodeBadUserInput {
-			log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("code", string(e.Code)), slog.String("cause", e.Cause.Error()))
+		if e.Cause != nil {
+			logFailure(ctx, log, e)
 		}
 		out := &gqlerror.Error{
 			Message:    e.Message(),
@@ -61,6 +68,36 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return out
 	}
+}
+
+// serverFaults are the codes that mean the service, or what it depends on,
+// failed. Every other code is a client's mistake: the client is told, and
+// the log keeps it at debug level only, so that a request full of mistakes
+// cannot fill the log.
+var serverFaults = map[auth.Code]bool{auth.CodeInternal: true, auth.CodeStoreUnavailable: true, auth.CodeUpstreamUnavailable: true}
+
+// logFailure logs a failed field's cause: a server fault at error level,
+// once per request (more in the same request go to debug), a client
+// mistake at debug level.
+func logFailure(ctx context.Context, log *slog.Logger, e *auth.Error) {
+	level := slog.LevelDebug
+	if serverFaults[e.Code] {
+		level = slog.LevelError
+		if st := stateOf(ctx); st != nil && !st.faultLogged.CompareAndSwap(false, true) {
+			level = slog.LevelDebug
+		}
+	}
+	log.LogAttrs(ctx, level, "request failed", slog.String("code", string(e.Code)), slog.String("cause", e.Cause.Error()))
+}
+
+// underEntities reports whether the failing field is in _entities.
+func underEntities(ctx context.Context) bool {
+	path := graphql.GetPath(ctx)
+	if len(path) == 0 {
+		return false
+	}
+	name, ok := path[0].(ast.PathName)
+	return ok && name == "_entities"
 }
 
 // Recover turns a panic in a resolver into an INTERNAL error; the panic value

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -119,6 +120,9 @@ func (c cacheCommit) MutateOperationContext(ctx context.Context, _ *graphql.Oper
 type requestState struct {
 	pendingQuery string
 	pendingDoc   *ast.QueryDocument
+	// faultLogged is set once a server fault of the request was logged at
+	// error level.
+	faultLogged atomic.Bool
 	// sessions memoizes each customer's sessions for the entity resolver.
 	sessionsMu sync.Mutex
 	sessions   map[string]*sessionsResult

@@ -293,3 +293,29 @@ func TestErrorsDoNotEchoThePassword(t *testing.T) {
 		})
 	}
 }
+
+// TestClientMistakesAreNotErrors: a request full of bad entity
+// representations, and requests with garbage bearer tokens, are answered with
+// coded errors, and leave no error-level line, nor the attacker's text at
+// a level above debug, in the log.
+func TestClientMistakesAreNotErrors(t *testing.T) {
+	e := start(t, options{env: map[string]string{"FEDERATION_CUSTOMER_ENTITY": "true", "LOG_LEVEL": "info"}})
+	const marker = "ATTACKER-TEXT"
+	reps := make([]any, 100)
+	for i := range reps {
+		reps[i] = map[string]any{"__typename": "Customer", "name": marker}
+	}
+	r := e.do(t, `query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id } } }`, map[string]any{"r": reps}, nil)
+	if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Fatalf("bad representations: %.300s", r.Raw)
+	}
+	for range 20 {
+		if c := code(t, e.do(t, sessionsQ, nil, bearer(marker+".x.y"))); c != "UNAUTHENTICATED" {
+			t.Fatalf("garbage bearer: %s", c)
+		}
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, `"level":"ERROR"`) || strings.Contains(logs, marker) {
+		t.Fatalf("client mistakes logged above debug:\n%.2000s", logs)
+	}
+}
