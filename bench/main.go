@@ -38,6 +38,11 @@
 // when it has none. background_cpu_cores is what the rest of the machine used
 // meanwhile: a measurement with much of it is noisy.
 //
+// -hostile N sends, instead of the scenarios, each of the worst requests that
+// need no login (hostile.go), each at the largest size the limits let
+// through, N times in distinct variants, and reports the service's CPU per
+// request; then 10 000 distinct hostile documents and the peak RSS.
+//
 // -soak D runs mixed for D instead of the scenarios and samples RSS every
 // -soak-interval. With -check (DynamoDB only) the soak runs the checked
 // load of soak.go instead (login, refresh, concurrent duplicate refreshes,
@@ -100,6 +105,7 @@ type options struct {
 	reuseInterval  time.Duration
 	reuseSample    int
 	checkTimeout   time.Duration
+	hostile        int
 }
 
 // errInvariants reports a checked soak whose invariants failed; the
@@ -156,6 +162,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.reuseInterval, "reuse-interval", time.Second, "with -check: the service's REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS (whole seconds, at least 1)")
 	fs.IntVar(&o.reuseSample, "reuse-sample", 16, "with -check: live sessions whose second-latest token is presented after the reuse interval (this ends them)")
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 5*time.Minute, "with -check: bound on the checks after the soak")
+	fs.IntVar(&o.hostile, "hostile", 0, "instead of the scenarios, send each hostile shape (no login) this many times, then 10 000 distinct hostile documents, and report service CPU per request and peak RSS")
 	fs.Bool("serve-ceiling", false, "internal: run as the ceiling's server process")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -346,6 +353,19 @@ func run(o options, stdout, stderr io.Writer) error {
 	sorted := slices.Sorted(slices.Values(samples))
 	coldMedian := sorted[len(sorted)/2]
 	fmt.Fprintf(stderr, "bench: service ready (pid %d, %s); cold start to ready: median %.1f ms of %v\n", svc.pid(), svc.base, coldMedian, samples)
+
+	if o.hostile > 0 {
+		ht := newTarget(svc.base+"/graphql", 4)
+		defer ht.close()
+		fmt.Fprintf(stderr, "bench: hostile shapes, %d distinct requests each, one at a time\n", o.hostile)
+		worst, peak, err := runHostile(ctx, ht, svc, o.hostile, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "bench: worst service CPU per request without a login: %.3f ms (target <= 10 ms: %s); peak RSS after 10 000 distinct hostile documents: %.1f MiB (target < 64 MB: %s)\n",
+			worst, verdict(worst <= 10), peak, verdict(peak*1.048576 < 64))
+		return nil
+	}
 
 	// The ceilings, then the scenarios, then the ceilings again: on a shared
 	// machine the rate of the same work drifts, so each ceiling is measured

@@ -80,7 +80,7 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	}
 	cache := newQueryCache(DefaultQueryCacheBytes)
 	srv.SetParserTokenLimit(maxTokens)
-	srv.Use(guard{limits: o.Limits, maxTokens: maxTokens, cache: cache, hidden: hiddenRootFields(o.Surface)})
+	srv.Use(guard{limits: o.Limits, maxTokens: maxTokens, cache: cache, schema: known.Schema(), hidden: hiddenRootFields(o.Surface)})
 	if o.MaxComplexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
 	}

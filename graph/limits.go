@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -27,10 +28,17 @@ const (
 	maxDocumentFields = 1000
 	// maxSameName bounds how often one response name occurs in one
 	// selection set, counting the fields its fragments contribute.
-	// Validation compares such fields pairwise (the rule that fields
-	// merge): 1 000 copies of __typename cost about 100 ms of CPU, 10 cost
-	// microseconds. No real query repeats a field more than a few times.
-	maxSameName = 10
+	// Validation compares such fields pairwise, and their sub-selections
+	// with each other (the rule that fields merge): 1 000 copies of
+	// __typename cost about 100 ms of CPU; 10 copies of a field each
+	// selecting 10 copies of 9 fields, 17 ms. No real query repeats a field
+	// more than a few times (a fragment and the selection it is spread in
+	// may both name it).
+	maxSameName = 5
+	// maxUnknownFields bounds the fields a document names that the schema
+	// lacks: validation reports each in an error of its own, and a
+	// thousand of them cost more to report and send than any real request.
+	maxUnknownFields = 20
 )
 
 // Limits bound the shape of a document. A zero limit is no limit.
@@ -56,6 +64,8 @@ type guard struct {
 	limits    Limits
 	maxTokens int
 	cache     *queryCache
+	// schema is what documents are validated against.
+	schema *ast.Schema
 	// hidden are the root fields this deployment does not show (the
 	// development-only operations outside development): a document that
 	// names one is refused with FORBIDDEN before validation, so that no
@@ -80,17 +90,17 @@ func (g guard) MutateOperationParameters(ctx context.Context, p *graphql.RawPara
 	if err != nil {
 		return nil // gqlgen parses again and reports the syntax error
 	}
-	return g.limits.check(doc, p.OperationName, g.hidden)
+	return g.limits.check(doc, p.OperationName, g.schema, g.hidden)
 }
 
 // check measures doc and refuses it when it names a hidden root field or is
-// over a bound.
-func (l Limits) check(doc *ast.QueryDocument, operationName string, hidden map[string]bool) *gqlerror.Error {
-	w := walker{fragments: doc.Fragments, memo: map[string]*shape{}, visiting: map[string]bool{}, hidden: hidden}
+// over a bound. schema, when set, is used to count the fields it lacks.
+func (l Limits) check(doc *ast.QueryDocument, operationName string, schema *ast.Schema, hidden map[string]bool) *gqlerror.Error {
+	w := walker{fragments: doc.Fragments, memo: map[string]*shape{}, visiting: map[string]bool{}, hidden: hidden, schema: schema}
 	var all shape
 	var run *ast.OperationDefinition
 	for _, op := range doc.Operations {
-		s := w.set(op.SelectionSet, true)
+		s := w.set(op.SelectionSet, true, w.root(op.Operation))
 		all.add(s, 1)
 		if op.Name == operationName || (operationName == "" && len(doc.Operations) == 1) {
 			run = op
@@ -104,6 +114,7 @@ func (l Limits) check(doc *ast.QueryDocument, operationName string, hidden map[s
 	for _, f := range doc.Fragments {
 		w.fragment(f.Name, false)
 	}
+	w.unknown = min(w.unknown, saturated)
 	written := countFields(doc)
 	switch {
 	case w.namesHidden:
@@ -113,6 +124,8 @@ func (l Limits) check(doc *ast.QueryDocument, operationName string, hidden map[s
 		return limitError("The query's fragments spread one another in a cycle.")
 	case written > maxDocumentFields:
 		return limitError(fmt.Sprintf("The document holds %d fields; at most %d are allowed.", written, maxDocumentFields))
+	case w.unknown > maxUnknownFields:
+		return limitError(fmt.Sprintf("The document names %d fields the schema does not have; at most %d are reported.", w.unknown, maxUnknownFields))
 	case w.sameName > maxSameName:
 		return limitError(fmt.Sprintf("A selection holds the same field or alias %d times; at most %d are allowed.", w.sameName, maxSameName))
 	case l.MaxDepth > 0 && all.depth > l.MaxDepth:
@@ -189,10 +202,36 @@ type walker struct {
 	// hidden are root fields to refuse; namesHidden is set when one occurs.
 	hidden      map[string]bool
 	namesHidden bool
+	// schema, when set, is where unknown counts the fields it lacks.
+	schema  *ast.Schema
+	unknown int
 }
 
-// set measures a selection set, and the response names it merges.
-func (w *walker) set(sel ast.SelectionSet, root bool) shape {
+// root is the type an operation selects from, or nil without a schema.
+func (w *walker) root(op ast.Operation) *ast.Definition {
+	if w.schema == nil {
+		return nil
+	}
+	switch op {
+	case ast.Mutation:
+		return w.schema.Mutation
+	case ast.Subscription:
+		return w.schema.Subscription
+	}
+	return w.schema.Query
+}
+
+// typeOf is the named type t of the schema, or nil.
+func (w *walker) typeOf(name string) *ast.Definition {
+	if w.schema == nil || name == "" {
+		return nil
+	}
+	return w.schema.Types[name]
+}
+
+// set measures a selection set of the type parent (nil when unknown), and
+// the response names it merges.
+func (w *walker) set(sel ast.SelectionSet, root bool, parent *ast.Definition) shape {
 	out := shape{names: map[string]int{}}
 	merge := func(names map[string]int) {
 		for n, c := range names {
@@ -215,8 +254,16 @@ func (w *walker) set(sel ast.SelectionSet, root bool) shape {
 			if root && w.hidden[s.Name] {
 				w.namesHidden = true
 			}
+			var childType *ast.Definition
+			if parent != nil && !strings.HasPrefix(s.Name, "__") {
+				if def := parent.Fields.ForName(s.Name); def == nil {
+					w.unknown++
+				} else {
+					childType = w.typeOf(def.Type.Name())
+				}
+			}
 			if s.Name != "__schema" && s.Name != "__type" && len(s.SelectionSet) > 0 {
-				child := w.set(s.SelectionSet, false)
+				child := w.set(s.SelectionSet, false, childType)
 				child.depth++
 				f.add(child, 1)
 			}
@@ -225,7 +272,11 @@ func (w *walker) set(sel ast.SelectionSet, root bool) shape {
 		case *ast.InlineFragment:
 			// A fragment adds no depth to the answer, but each one nested in
 			// another is work for the server: it counts as a level.
-			child := w.set(s.SelectionSet, root)
+			t := parent
+			if s.TypeCondition != "" {
+				t = w.typeOf(s.TypeCondition)
+			}
+			child := w.set(s.SelectionSet, root, t)
 			child.depth++
 			out.add(child, 1)
 			merge(child.names)
@@ -253,7 +304,7 @@ func (w *walker) fragment(name string, root bool) shape {
 	w.visiting[key] = true
 	var s shape
 	if f := w.fragments.ForName(name); f != nil {
-		s = w.set(f.SelectionSet, root)
+		s = w.set(f.SelectionSet, root, w.typeOf(f.TypeCondition))
 		s.depth++
 	}
 	delete(w.visiting, key)
