@@ -8,12 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/login/static"
 )
 
 // issuer is a local OIDC issuer: it serves its JWKS and signs ID tokens.
@@ -148,5 +151,49 @@ func TestExchangeNotConfigured(t *testing.T) {
 	r := e.do(t, exchangeQ, map[string]any{"t": "x.y.z"}, nil)
 	if c := code(t, r); c != "FORBIDDEN" {
 		t.Fatalf("exchange without issuers: %s", r.Raw)
+	}
+}
+
+// TestLookalikeEmailsNameNoCustomer: an ID token or a login for alİce
+// (U+0130) or for the Kelvin sign's Kate is not alice's or kate's: the
+// service folds the case of A-Z only. The users come from STATIC_USERS_FILE,
+// as in the binary.
+func TestLookalikeEmailsNameNoCustomer(t *testing.T) {
+	iss := newIssuer(t)
+	h, err := static.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersFile := filepath.Join(t.TempDir(), "users.json")
+	if err := static.WriteFile(usersFile, static.File{Users: []static.User{
+		{Email: "alice@example.com", CustomerID: "11", PasswordHash: h},
+		{Email: "kate@example.com", CustomerID: "12", PasswordHash: h},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Development: the local issuer serves its keys over plain http.
+	e := start(t, options{dev: true, configuredLogin: true, env: map[string]string{
+		"LOGIN_PROVIDER": "static", "STATIC_USERS_FILE": usersFile, "OIDC_ISSUERS": iss.config(),
+	}})
+	for _, email := range []string{"alİce@example.com", "\u212Aate@example.com"} {
+		t.Run(email, func(t *testing.T) {
+			r := e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": email, "email_verified": true})}, nil)
+			if c := code(t, r); c != "CUSTOMER_NOT_REGISTERED" {
+				t.Errorf("exchange: %s", r.Raw)
+			}
+			r = e.do(t, loginQ, map[string]any{"e": email, "p": password}, nil)
+			if c := code(t, r); c != "INVALID_CREDENTIALS" {
+				t.Errorf("login: %s", r.Raw)
+			}
+		})
+	}
+	for email, id := range map[string]string{"ALICE@example.com": "11", "Kate@Example.com": "12"} {
+		p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": email, "email_verified": true})}, nil), "exchangeIdentityToken")
+		if c := decodePayload(t, p.Token); !strings.Contains(c, `"customer_id":`+id) {
+			t.Errorf("exchange for %s: claims %s", email, c)
+		}
+		if c := decodePayload(t, e.login(t, email, false).Token); !strings.Contains(c, `"customer_id":`+id) {
+			t.Errorf("login as %s: claims %s", email, c)
+		}
 	}
 }

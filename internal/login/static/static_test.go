@@ -220,6 +220,65 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestLookalikeEmailsDoNotMatch: Unicode case folding maps U+0130 (İ) to i
+// and the Kelvin sign (U+212A) to k, so a login or a verified ID-token email
+// for another address named alice's or kate's account. Only A-Z fold.
+func TestLookalikeEmailsDoNotMatch(t *testing.T) {
+	p, err := New([]User{
+		{Email: "alice@example.com", CustomerID: "c-alice", PasswordHash: cheapArgon2(password)},
+		{Email: "kate@example.com", CustomerID: "c-kate", PasswordHash: cheapArgon2(password)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, email := range []string{"alİce@example.com", "\u212Aate@example.com", "\u212AATE@EXAMPLE.COM", "ALİCE@example.com", "alice@example.com\u00A0"} {
+		t.Run(email, func(t *testing.T) {
+			if id, err := p.Login(ctx, email, password); !errors.Is(err, login.ErrInvalidCredentials) {
+				t.Errorf("Login = %+v, %v; want ErrInvalidCredentials", id, err)
+			}
+			if id, err := p.MapIdentity(ctx, login.External{Issuer: "https://id.example", Subject: "s", Email: email, EmailVerified: true}); !errors.Is(err, login.ErrUnknownCustomer) {
+				t.Errorf("MapIdentity = %+v, %v; want ErrUnknownCustomer", id, err)
+			}
+		})
+	}
+	for email, want := range map[string]string{"ALICE@example.com": "c-alice", " Kate@Example.com ": "c-kate"} {
+		if id, err := p.Login(ctx, email, password); err != nil || id.CustomerID != want {
+			t.Errorf("Login(%q) = %+v, %v; want %s", email, id, err, want)
+		}
+		if id, err := p.MapIdentity(ctx, login.External{Email: email, EmailVerified: true}); err != nil || id.CustomerID != want {
+			t.Errorf("MapIdentity(%q) = %+v, %v; want %s", email, id, err, want)
+		}
+	}
+}
+
+// TestPutKeepsLookalikesApart: users add for a lookalike of an existing
+// email adds a user; it does not replace the existing one.
+func TestPutKeepsLookalikesApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	kate := User{Email: "kate@example.com", CustomerID: "c-kate", PasswordHash: cheapArgon2("k")}
+	if err := WriteFile(path, File{Users: []User{kate}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Put(path, "\u212Aate@example.com", "c-other", "other password"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Users) != 2 || !reflect.DeepEqual(f.Users[0], kate) { // sorted: K (U+212A) after k
+		t.Fatalf("file holds %+v; want kate untouched beside the new user", f.Users)
+	}
+	// Removing the lookalike (its ASCII letters in another case) leaves kate.
+	if found, err := Remove(path, "\u212AATE@example.com"); err != nil || !found {
+		t.Fatalf("Remove = %v, %v; want true", found, err)
+	}
+	if f, err = ReadFile(path); err != nil || len(f.Users) != 1 || !reflect.DeepEqual(f.Users[0], kate) {
+		t.Fatalf("file holds %+v, %v; want kate alone", f.Users, err)
+	}
+}
+
 // TestLoginErrorNeverContainsPassword covers the errors other than
 // ErrInvalidCredentials, which New normally prevents: hashes it cannot read.
 func TestLoginErrorNeverContainsPassword(t *testing.T) {
