@@ -5,6 +5,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -386,6 +387,9 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 
 	readJWT(r, &c, dev)
 	c.RefreshSecret = secret(r, "REFRESH_TOKEN_SECRET", dev)
+	if jwtKey := strings.TrimSpace(r.getenv("JWT_PRIVATE_KEY")); jwtKey != "" && sameSecret([]byte(jwtKey), c.RefreshSecret) {
+		r.fail("JWT_PRIVATE_KEY and REFRESH_TOKEN_SECRET must be different secrets: one key for two purposes lets a weakness in one use reach the other")
+	}
 	if t := r.str("LEGACY_DYNAMO_DB_AUTH_TABLE", ""); t != "" {
 		c.Legacy = Legacy{Table: t, Secret: []byte(strings.TrimSpace(r.getenv("JWT_PRIVATE_KEY")))}
 		if c.Store != "dynamodb" {
@@ -601,6 +605,12 @@ func secret(r *reader, name string, dev bool) []byte {
 		r.fail("%s must be at least %d bytes", name, MinSecretLen)
 	}
 	return []byte(v)
+}
+
+// sameSecret reports, in time that does not depend on their contents,
+// whether a and b are the same non-empty secret.
+func sameSecret(a, b []byte) bool {
+	return len(a) > 0 && subtle.ConstantTimeCompare(a, b) == 1
 }
 
 func joinLines(errs []error) error {
