@@ -421,8 +421,9 @@ func refusedStart(t *testing.T, env map[string]string) string {
 }
 
 // TestBinaryRefusesUnsafeStarts: configurations that would run with a weak
-// or shared secret stop the binary at startup, with a message that names
-// the variable or file and never shows a value.
+// or shared secret, or fetch ID-token keys over plain http in production,
+// stop the binary at startup, with a message that names the variable or
+// file and never shows a secret.
 func TestBinaryRefusesUnsafeStarts(t *testing.T) {
 	devDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(devDir, "dev-secrets.json"), []byte(`{"jwt_secret": "x", "refresh_secret": "`+binRefreshSecret+`"}`), 0o600); err != nil {
@@ -438,6 +439,12 @@ func TestBinaryRefusesUnsafeStarts(t *testing.T) {
 			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}, []string{binJWTSecret}},
 		{"a 1-byte secret in the development secrets file", map[string]string{"APP_ENV": "development", "DATA_DIR": devDir},
 			[]string{"dev-secrets.json", "jwt_secret", "delete"}, []string{binRefreshSecret}},
+		{"ID-token keys from a cloud metadata address", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://169.254.169.254/latest/meta-data/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
+		{"ID-token keys from a local service", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://127.0.0.1:6379/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

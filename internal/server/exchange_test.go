@@ -20,6 +20,12 @@ import (
 )
 
 // issuer is a local OIDC issuer: it serves its JWKS and signs ID tokens.
+// It speaks plain http, which OIDC_ISSUERS accepts in development only, so
+// the services that trust it run with options{dev: true}. A TLS issuer
+// would not help here: SSL_CERT_FILE is read once per process, and the
+// in-process service's root pool is loaded before a test could point it at
+// the test certificate. TestBinaryExchange runs the binary in production
+// against a TLS issuer that way.
 type issuer struct {
 	srv     *httptest.Server
 	key     ed25519.PrivateKey
@@ -71,7 +77,7 @@ func TestExchangeIdentityToken(t *testing.T) {
 	iss := newIssuer(t)
 	// static users: root@example.com is customer 9, an ADMIN
 	roles := rolesUsers()
-	e := startCustom(t, options{login: roles, mapper: roles, env: map[string]string{"OIDC_ISSUERS": iss.config()}})
+	e := startCustom(t, options{dev: true, login: roles, mapper: roles, env: map[string]string{"OIDC_ISSUERS": iss.config()}})
 	ok := iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": true})
 	p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": ok}, nil), "exchangeIdentityToken")
 	claims := decodePayload(t, p.Token)
@@ -130,7 +136,7 @@ func TestExchangeThroughTheHTTPProvider(t *testing.T) {
 		_, _ = io.WriteString(w, `{"customer_id": 555, "role": "USER", "status": "UNREGISTERED"}`)
 	}))
 	defer platform.Close()
-	e := startCustom(t, options{configuredLogin: true, env: map[string]string{
+	e := startCustom(t, options{dev: true, configuredLogin: true, env: map[string]string{
 		"LOGIN_PROVIDER": "http", "LOGIN_HTTP_URL": platform.URL, "OIDC_ISSUERS": iss.config(),
 	}})
 	tok := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": "x@example.com", "email_verified": true})}, nil), "exchangeIdentityToken")
@@ -171,7 +177,6 @@ func TestLookalikeEmailsNameNoCustomer(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	// Development: the local issuer serves its keys over plain http.
 	e := start(t, options{dev: true, configuredLogin: true, env: map[string]string{
 		"LOGIN_PROVIDER": "static", "STATIC_USERS_FILE": usersFile, "OIDC_ISSUERS": iss.config(),
 	}})
