@@ -377,6 +377,92 @@ func TestBinaryExchange(t *testing.T) {
 	}
 }
 
+// refusedStart runs the binary with env and only env (PORT and DATA_DIR
+// are chosen here unless env sets them) and returns what it printed,
+// failing unless it exits with an error before serving.
+func refusedStart(t *testing.T, env map[string]string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	vars := map[string]string{"PORT": port, "DATA_DIR": t.TempDir()}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd := exec.Command(binary)
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			if err == nil {
+				t.Fatalf("the binary exited cleanly; want a refused start\n%s", out)
+			}
+			return out.String()
+		case <-time.After(25 * time.Millisecond):
+		}
+		res, err := http.Get("http://127.0.0.1:" + vars["PORT"] + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		if err == nil || time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("the binary started; want a refused start\n%s", out)
+		}
+	}
+}
+
+// TestBinaryRefusesUnsafeStarts: configurations that would run with a weak
+// or shared secret, or fetch ID-token keys over plain http in production,
+// stop the binary at startup, with a message that names the variable or
+// file and never shows a secret.
+func TestBinaryRefusesUnsafeStarts(t *testing.T) {
+	devDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(devDir, "dev-secrets.json"), []byte(`{"jwt_secret": "x", "refresh_secret": "`+binRefreshSecret+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    map[string]string
+		want   []string
+		hidden []string
+	}{
+		{"one secret for both purposes", production(t, map[string]string{"REFRESH_TOKEN_SECRET": binJWTSecret}),
+			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}, []string{binJWTSecret}},
+		{"a 1-byte secret in the development secrets file", map[string]string{"APP_ENV": "development", "DATA_DIR": devDir},
+			[]string{"dev-secrets.json", "jwt_secret", "delete"}, []string{binRefreshSecret}},
+		{"ID-token keys from a cloud metadata address", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://169.254.169.254/latest/meta-data/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
+		{"ID-token keys from a local service", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://127.0.0.1:6379/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := refusedStart(t, tt.env)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not mention %s:\n%s", w, out)
+				}
+			}
+			for _, h := range tt.hidden {
+				if strings.Contains(out, h) {
+					t.Errorf("output shows a secret:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
 // TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
 // an HttpOnly cookie that refresh reads with the CSRF header.
 func TestBinaryCookieMode(t *testing.T) {

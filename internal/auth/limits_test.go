@@ -46,6 +46,21 @@ func TestAccountLimit(t *testing.T) {
 	}
 }
 
+// TestAccountLimitFoldsASCIIOnly: the account counter folds A-Z like every
+// email lookup, so KATE is kate, and the Kelvin sign's Kate (U+212A), a
+// different address, has a counter of its own.
+func TestAccountLimitFoldsASCIIOnly(t *testing.T) {
+	f := newFixture(t, limited(auth.Limits{Account: []auth.Window{{Max: 2, Length: time.Minute}}}))
+	for range 2 {
+		_, err := f.svc.Login(from("192.0.2.1"), "kate@example.com", "wrong", false)
+		wantCode(t, err, auth.CodeInvalidCredentials)
+	}
+	_, err := f.svc.Login(from("192.0.2.1"), " KATE@Example.com", "wrong", false)
+	wantCode(t, err, auth.CodeRateLimited)
+	_, err = f.svc.Login(from("192.0.2.1"), "\u212Aate@example.com", "wrong", false)
+	wantCode(t, err, auth.CodeInvalidCredentials)
+}
+
 func TestOnlyRejectedCredentialsUseUpTheLimit(t *testing.T) {
 	f := newFixture(t, limited(auth.Limits{Account: []auth.Window{{Max: 2, Length: time.Minute}}, IP: []auth.Window{{Max: 2, Length: time.Minute}}}))
 	for range 10 {

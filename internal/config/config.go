@@ -5,6 +5,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -386,6 +388,9 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 
 	readJWT(r, &c, dev)
 	c.RefreshSecret = secret(r, "REFRESH_TOKEN_SECRET", dev)
+	if jwtKey := strings.TrimSpace(r.getenv("JWT_PRIVATE_KEY")); jwtKey != "" && sameSecret([]byte(jwtKey), c.RefreshSecret) {
+		r.fail("JWT_PRIVATE_KEY and REFRESH_TOKEN_SECRET must be different secrets: one key for two purposes lets a weakness in one use reach the other")
+	}
 	if t := r.str("LEGACY_DYNAMO_DB_AUTH_TABLE", ""); t != "" {
 		c.Legacy = Legacy{Table: t, Secret: []byte(strings.TrimSpace(r.getenv("JWT_PRIVATE_KEY")))}
 		if c.Store != "dynamodb" {
@@ -455,7 +460,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		r.fail("REFRESH_TOKEN_COOKIE_SECURE=false is for local development over plain http only")
 	}
 
-	readIDTokens(r, &c.IDTokens)
+	readIDTokens(r, &c.IDTokens, dev)
 
 	if len(r.errs) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
@@ -501,7 +506,14 @@ func readLogin(r *reader, c *Config, dev bool) {
 	}
 }
 
-func readIDTokens(r *reader, t *IDTokens) {
+// readIDTokens reads the issuers exchangeIdentityToken trusts. Outside
+// development an OIDC_ISSUERS issuer and its JWKS URL must be https: a key
+// set fetched over plain http can be replaced on the way, and an http URL
+// is how a key fetch is aimed at a cloud metadata address
+// (http://169.254.169.254/) or a local service that speaks no TLS. The
+// built-in Firebase and Google issuers are https already (Google's
+// "accounts.google.com" is an iss spelling, never fetched).
+func readIDTokens(r *reader, t *IDTokens, dev bool) {
 	t.RequireVerifiedEmail = r.boolean("OIDC_REQUIRE_VERIFIED_EMAIL", true)
 	if v := r.str("OIDC_ISSUERS", ""); v != "" {
 		var list []struct {
@@ -512,7 +524,10 @@ func readIDTokens(r *reader, t *IDTokens) {
 		if err := json.Unmarshal([]byte(v), &list); err != nil {
 			r.fail(`OIDC_ISSUERS must be a JSON array like [{"issuer": "...", "jwks_url": "...", "audiences": ["..."]}]`)
 		}
-		for _, i := range list {
+		for n, i := range list {
+			if !dev && (!isHTTPS(i.Issuer) || !isHTTPS(i.JWKSURL)) {
+				r.fail("OIDC_ISSUERS: issuer %d: issuer and jwks_url must be https URLs outside development (APP_ENV=development allows http for a local issuer)", n+1)
+			}
 			t.Issuers = append(t.Issuers, oidc.Issuer{Issuer: i.Issuer, JWKSURL: i.JWKSURL, Audiences: i.Audiences})
 		}
 	}
@@ -602,6 +617,18 @@ func secret(r *reader, name string, dev bool) []byte {
 		r.fail("%s must be at least %d bytes", name, MinSecretLen)
 	}
 	return []byte(v)
+}
+
+// isHTTPS reports whether s is an absolute https URL with a host.
+func isHTTPS(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != ""
+}
+
+// sameSecret reports, in time that does not depend on their contents,
+// whether a and b are the same non-empty secret.
+func sameSecret(a, b []byte) bool {
+	return len(a) > 0 && subtle.ConstantTimeCompare(a, b) == 1
 }
 
 func joinLines(errs []error) error {

@@ -216,6 +216,11 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			[]string{"JWT_CUSTOMER_ID_CLAIMS", "JWT_CUSTOMER_ID_CLAIMS"},
 		},
 		{
+			"equal secrets beside a bad port",
+			production.with("REFRESH_TOKEN_SECRET", jwtSecret, "PORT", "0"),
+			[]string{"PORT", "JWT_PRIVATE_KEY and REFRESH_TOKEN_SECRET"},
+		},
+		{
 			"short secrets and missing users file",
 			production.with("JWT_PRIVATE_KEY", "short", "REFRESH_TOKEN_SECRET", "also short", "STATIC_USERS_FILE", ""),
 			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"},
@@ -298,7 +303,10 @@ func TestLoadSecrets(t *testing.T) {
 		wantErr string // variable named in the error; "" for success
 		secrets []string
 	}{
-		{"32 bytes accepted", production.with("JWT_PRIVATE_KEY", exact, "REFRESH_TOKEN_SECRET", exact), "", nil},
+		{"32 bytes accepted", production.with("JWT_PRIVATE_KEY", exact, "REFRESH_TOKEN_SECRET", strings.Repeat("r", config.MinSecretLen)), "", nil},
+		{"equal secrets", production.with("REFRESH_TOKEN_SECRET", jwtSecret), "REFRESH_TOKEN_SECRET", []string{jwtSecret}},
+		{"equal secrets but for surrounding space", production.with("REFRESH_TOKEN_SECRET", " "+jwtSecret+"\n"), "JWT_PRIVATE_KEY", []string{jwtSecret}},
+		{"equal secrets in development", env{"APP_ENV": "development", "JWT_PRIVATE_KEY": exact, "REFRESH_TOKEN_SECRET": exact}, "REFRESH_TOKEN_SECRET", []string{exact}},
 		{"short JWT secret", production.with("JWT_PRIVATE_KEY", short), "JWT_PRIVATE_KEY", []string{short}},
 		{"short refresh secret", production.with("REFRESH_TOKEN_SECRET", short), "REFRESH_TOKEN_SECRET", []string{short}},
 		{"short secrets in development too", env{"APP_ENV": "development", "JWT_PRIVATE_KEY": short}, "JWT_PRIVATE_KEY", []string{short}},
@@ -650,6 +658,107 @@ func TestEnsureDevSecretsReadsExistingFile(t *testing.T) {
 	if _, err := config.EnsureDevSecrets(&c); err == nil {
 		t.Error("EnsureDevSecrets accepted a corrupt secrets file")
 	}
+}
+
+// TestEnsureDevSecretsFileIsOwnerOnly: a secrets file that an earlier
+// version or a copy left readable by others is 0600 after a start, whether
+// it is rewritten or only read.
+func TestEnsureDevSecretsFileIsOwnerOnly(t *testing.T) {
+	for name, saved := range map[string]map[string]string{
+		"rewritten": {"jwt_secret": "saved-jwt-secret-0123456789abcdef-0123"},
+		"only read": {"jwt_secret": "saved-jwt-secret-0123456789abcdef-0123", "refresh_secret": "saved-refresh-secret-0123456789abcdef"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, config.DevSecretsFile)
+			b, _ := json.Marshal(saved)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			c, err := config.Load(env{"APP_ENV": "development", "DATA_DIR": dir}.get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.EnsureDevSecrets(&c); err != nil {
+				t.Fatalf("EnsureDevSecrets: %v", err)
+			}
+			if string(c.JWT.Secret) != saved["jwt_secret"] {
+				t.Error("the saved JWT secret was not kept")
+			}
+			info, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := info.Mode().Perm(); perm != 0o600 {
+				t.Errorf("secrets file mode = %v, want 0600", perm)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("DATA_DIR holds %d entries, want only the secrets file", len(entries))
+			}
+		})
+	}
+}
+
+// TestEnsureDevSecretsValidatesFile: the file's secrets meet the rules of
+// the environment's (at least MinSecretLen bytes, JWT and refresh secrets
+// different), and the error names the file and the fix, never a value.
+func TestEnsureDevSecretsValidatesFile(t *testing.T) {
+	const good, other = "saved-jwt-secret-0123456789abcdef-0123", "saved-refresh-secret-0123456789abcdef"
+	tests := []struct {
+		name  string
+		saved map[string]string
+		env   env
+		want  []string // in the error
+	}{
+		{"1-byte JWT secret", map[string]string{"jwt_secret": "x", "refresh_secret": other}, nil, []string{"jwt_secret", "32 bytes"}},
+		{"short refresh secret", map[string]string{"jwt_secret": good, "refresh_secret": other[:31]}, nil, []string{"refresh_secret", "32 bytes"}},
+		{"short and unused", map[string]string{"jwt_secret": "x", "refresh_secret": other}, env{"JWT_PRIVATE_KEY": jwtSecret}, []string{"jwt_secret"}},
+		{"equal secrets", map[string]string{"jwt_secret": good, "refresh_secret": good}, nil, []string{"jwt_secret", "refresh_secret", "equal"}},
+		{"the environment's JWT secret equals the file's refresh secret", map[string]string{"jwt_secret": other, "refresh_secret": good},
+			env{"JWT_PRIVATE_KEY": good}, []string{"JWT_PRIVATE_KEY", "refresh_secret"}},
+		{"the environment's refresh secret equals the file's JWT secret", map[string]string{"jwt_secret": good, "refresh_secret": other},
+			env{"REFRESH_TOKEN_SECRET": good}, []string{"REFRESH_TOKEN_SECRET", "jwt_secret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, config.DevSecretsFile)
+			b, _ := json.Marshal(tt.saved)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := config.Load(env{"APP_ENV": "development", "DATA_DIR": dir}.with(kv(tt.env)...).get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = config.EnsureDevSecrets(&c)
+			if err == nil {
+				t.Fatalf("EnsureDevSecrets accepted %v", tt.saved)
+			}
+			for _, w := range append([]string{path, "delete"}, tt.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+			for _, v := range []string{good, other[:31], `"x"`} {
+				if strings.Contains(err.Error(), v) {
+					t.Errorf("error contains a secret:\n%v", err)
+				}
+			}
+		})
+	}
+}
+
+// kv flattens e for env.with.
+func kv(e env) []string {
+	var out []string
+	for k, v := range e {
+		out = append(out, k, v)
+	}
+	return out
 }
 
 // TestTrustedProxies: behind a gateway on a private network the client's own

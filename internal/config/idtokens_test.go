@@ -47,3 +47,42 @@ func TestIDTokenIssuers(t *testing.T) {
 		}
 	}
 }
+
+// TestIDTokenIssuersNeedHTTPS: outside development an OIDC_ISSUERS issuer
+// and its JWKS URL are https, so that neither a plain-http key fetch nor
+// one aimed at a cloud metadata address or a local service is accepted.
+// Development may use http for a local issuer.
+func TestIDTokenIssuersNeedHTTPS(t *testing.T) {
+	issuers := func(iss, jwks string) string {
+		return `[{"issuer":"` + iss + `","jwks_url":"` + jwks + `","audiences":["shop"]}]`
+	}
+	tests := []struct {
+		name, value string
+		envs        []string // APP_ENV values that must refuse it
+		allowed     []string // APP_ENV values that must accept it
+	}{
+		{"https", issuers("https://id.example", "https://id.example/jwks"), nil, []string{"production", "staging", "development"}},
+		{"cloud metadata JWKS", issuers("https://id.example", "http://169.254.169.254/latest/meta-data/"), []string{"production", "staging"}, []string{"development"}},
+		{"local Redis JWKS", issuers("https://id.example", "http://127.0.0.1:6379/"), []string{"production", "staging"}, []string{"development"}},
+		{"http issuer", issuers("http://id.example", "https://id.example/jwks"), []string{"production", "staging"}, []string{"development"}},
+		{"issuer without a scheme", issuers("id.example", "https://id.example/jwks"), []string{"production", "staging"}, nil},
+		{"HTTPS in capitals", issuers("https://id.example", "HTTPS://id.example/jwks"), nil, []string{"production"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, appEnv := range tt.envs {
+				_, err := config.Load(production.with("APP_ENV", appEnv, "OIDC_ISSUERS", tt.value).get)
+				if err == nil || !strings.Contains(err.Error(), "OIDC_ISSUERS") || !strings.Contains(err.Error(), "https") {
+					t.Errorf("%s: Load error = %v, want one naming OIDC_ISSUERS and https", appEnv, err)
+				} else if strings.Contains(err.Error(), "169.254") || strings.Contains(err.Error(), "6379") {
+					t.Errorf("%s: the error quotes the URL: %v", appEnv, err)
+				}
+			}
+			for _, appEnv := range tt.allowed {
+				if _, err := config.Load(production.with("APP_ENV", appEnv, "OIDC_ISSUERS", tt.value).get); err != nil {
+					t.Errorf("%s: Load: %v", appEnv, err)
+				}
+			}
+		})
+	}
+}

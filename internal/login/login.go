@@ -97,6 +97,34 @@ func IsNumericID(id string) bool {
 	return err == nil && -maxSafeInteger <= n && n <= maxSafeInteger && strconv.FormatInt(n, 10) == id
 }
 
-// NormalizeEmail is the form in which emails are compared and counted:
-// surrounding space removed, lower case.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail is the form in which emails are compared, counted by the
+// login limits and looked up: surrounding ASCII white space removed and the
+// letters A-Z in lower case. Every other byte, and so every non-ASCII rune,
+// is kept as it is.
+//
+// It does not fold Unicode case (strings.ToLower, strings.EqualFold, or
+// full case folding): that maps U+0130 (İ) to i and the Kelvin sign
+// (U+212A) to k, so "alİce@example.com", a different address that an
+// identity provider may verify for someone else, would name
+// alice@example.com's account. The domain part is case-insensitive in
+// ASCII only (RFC 5321 section 2.4), and internationalized addresses
+// (RFC 6531) are compared as their UTF-8 bytes. For the same reason only
+// ASCII white space is trimmed: a trailing no-break space is another address.
+func NormalizeEmail(email string) string {
+	email = strings.Trim(email, asciiSpace)
+	for i := 0; i < len(email); i++ {
+		if 'A' <= email[i] && email[i] <= 'Z' {
+			b := []byte(email)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return email
+}
+
+// asciiSpace is the white space NormalizeEmail trims.
+const asciiSpace = " \t\n\v\f\r"

@@ -8,15 +8,24 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshauth/meshauth/internal/login/static"
 )
 
 // issuer is a local OIDC issuer: it serves its JWKS and signs ID tokens.
+// It speaks plain http, which OIDC_ISSUERS accepts in development only, so
+// the services that trust it run with options{dev: true}. A TLS issuer
+// would not help here: SSL_CERT_FILE is read once per process, and the
+// in-process service's root pool is loaded before a test could point it at
+// the test certificate. TestBinaryExchange runs the binary in production
+// against a TLS issuer that way.
 type issuer struct {
 	srv     *httptest.Server
 	key     ed25519.PrivateKey
@@ -68,7 +77,7 @@ func TestExchangeIdentityToken(t *testing.T) {
 	iss := newIssuer(t)
 	// static users: root@example.com is customer 9, an ADMIN
 	roles := rolesUsers()
-	e := startCustom(t, options{login: roles, mapper: roles, env: map[string]string{"OIDC_ISSUERS": iss.config()}})
+	e := startCustom(t, options{dev: true, login: roles, mapper: roles, env: map[string]string{"OIDC_ISSUERS": iss.config()}})
 	ok := iss.token(t, jwt.MapClaims{"email": "root@example.com", "email_verified": true})
 	p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": ok}, nil), "exchangeIdentityToken")
 	claims := decodePayload(t, p.Token)
@@ -127,7 +136,7 @@ func TestExchangeThroughTheHTTPProvider(t *testing.T) {
 		_, _ = io.WriteString(w, `{"customer_id": 555, "role": "USER", "status": "UNREGISTERED"}`)
 	}))
 	defer platform.Close()
-	e := startCustom(t, options{configuredLogin: true, env: map[string]string{
+	e := startCustom(t, options{dev: true, configuredLogin: true, env: map[string]string{
 		"LOGIN_PROVIDER": "http", "LOGIN_HTTP_URL": platform.URL, "OIDC_ISSUERS": iss.config(),
 	}})
 	tok := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": "x@example.com", "email_verified": true})}, nil), "exchangeIdentityToken")
@@ -148,5 +157,48 @@ func TestExchangeNotConfigured(t *testing.T) {
 	r := e.do(t, exchangeQ, map[string]any{"t": "x.y.z"}, nil)
 	if c := code(t, r); c != "FORBIDDEN" {
 		t.Fatalf("exchange without issuers: %s", r.Raw)
+	}
+}
+
+// TestLookalikeEmailsNameNoCustomer: an ID token or a login for alİce
+// (U+0130) or for the Kelvin sign's Kate is not alice's or kate's: the
+// service folds the case of A-Z only. The users come from STATIC_USERS_FILE,
+// as in the binary.
+func TestLookalikeEmailsNameNoCustomer(t *testing.T) {
+	iss := newIssuer(t)
+	h, err := static.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersFile := filepath.Join(t.TempDir(), "users.json")
+	if err := static.WriteFile(usersFile, static.File{Users: []static.User{
+		{Email: "alice@example.com", CustomerID: "11", PasswordHash: h},
+		{Email: "kate@example.com", CustomerID: "12", PasswordHash: h},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, options{dev: true, configuredLogin: true, env: map[string]string{
+		"LOGIN_PROVIDER": "static", "STATIC_USERS_FILE": usersFile, "OIDC_ISSUERS": iss.config(),
+	}})
+	for _, email := range []string{"alİce@example.com", "\u212Aate@example.com"} {
+		t.Run(email, func(t *testing.T) {
+			r := e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": email, "email_verified": true})}, nil)
+			if c := code(t, r); c != "CUSTOMER_NOT_REGISTERED" {
+				t.Errorf("exchange: %s", r.Raw)
+			}
+			r = e.do(t, loginQ, map[string]any{"e": email, "p": password}, nil)
+			if c := code(t, r); c != "INVALID_CREDENTIALS" {
+				t.Errorf("login: %s", r.Raw)
+			}
+		})
+	}
+	for email, id := range map[string]string{"ALICE@example.com": "11", "Kate@Example.com": "12"} {
+		p := field[pair](t, e.do(t, exchangeQ, map[string]any{"t": iss.token(t, jwt.MapClaims{"email": email, "email_verified": true})}, nil), "exchangeIdentityToken")
+		if c := decodePayload(t, p.Token); !strings.Contains(c, `"customer_id":`+id) {
+			t.Errorf("exchange for %s: claims %s", email, c)
+		}
+		if c := decodePayload(t, e.login(t, email, false).Token); !strings.Contains(c, `"customer_id":`+id) {
+			t.Errorf("login as %s: claims %s", email, c)
+		}
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshauth/meshauth/internal/login"
 )
@@ -43,13 +46,33 @@ type File struct {
 type Provider struct {
 	users map[string]User // by normalized email
 	// dummy is checked for unknown emails so that the time a login takes does
-	// not tell whether the email exists.
+	// not tell whether the email exists (see dummyHash).
 	dummy string
+	// onCheck, when set, is told of every hash Login checks (for tests).
+	onCheck func(hash string)
 }
 
 // New checks the users and returns a Provider for them.
 func New(users []User) (*Provider, error) {
-	p := &Provider{users: make(map[string]User, len(users))}
+	return newProvider(users, timeCheck)
+}
+
+// newProvider is New with the measurement dummyHash uses.
+func newProvider(users []User, measure func(hash string) time.Duration) (*Provider, error) {
+	byEmail, err := index(users)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{users: byEmail}
+	if p.dummy, err = dummyHash(users, measure); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// index checks the users and returns them by normalized email.
+func index(users []User) (map[string]User, error) {
+	byEmail := make(map[string]User, len(users))
 	var errs []error
 	for i, u := range users {
 		email := login.NormalizeEmail(u.Email)
@@ -58,22 +81,86 @@ func New(users []User) (*Provider, error) {
 			errs = append(errs, fmt.Errorf("user %d: email is empty", i+1))
 		case u.CustomerID == "":
 			errs = append(errs, fmt.Errorf("user %s: customer_id is empty", email))
-		case p.users[email].Email != "":
+		case byEmail[email].Email != "":
 			errs = append(errs, fmt.Errorf("user %s: listed twice", email))
 		}
 		if err := validHash(u.PasswordHash); err != nil {
 			errs = append(errs, fmt.Errorf("user %s: %w", email, err))
 		}
-		p.users[email] = u
+		byEmail[email] = u
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	return byEmail, errors.Join(errs...)
+}
+
+// dummyPassword is what dummy hashes hash; no login ever matches them.
+const dummyPassword = "meshauth dummy password"
+
+// dummyHash returns the hash an unknown email is checked against, so that
+// its login takes as long as the slowest account's: a dummy cheaper than
+// some accounts' hashes tells those accounts apart from unknown emails
+// (bcrypt accounts took twice as long as unknown emails checked against
+// argon2id).
+//
+// Within a kind the costliest parameters of the file are copied: bcrypt's
+// highest cost; argon2id's parameters of the hash argon2Params.costlier
+// ranks first. Between bcrypt and argon2id no formula says which is slower:
+// that depends on the machine (bcrypt is bound by the CPU, argon2id by
+// memory bandwidth). When the file holds both, each dummy is checked twice
+// with measure, on the machine that serves, once when the file is loaded,
+// and the slower kind's dummy is kept. Accounts of the faster kind still
+// answer faster than unknown emails; rehashing them (users add) removes
+// that difference. With no users the dummy has HashPassword's parameters.
+func dummyHash(users []User, measure func(hash string) time.Duration) (string, error) {
+	bcryptCost, argon := 0, argon2Params{}
+	for _, u := range users {
+		switch kindOf(u.PasswordHash) {
+		case kindBcrypt:
+			if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > bcryptCost {
+				bcryptCost = c
+			}
+		case kindArgon2id:
+			if a, err := parseArgon2id(u.PasswordHash); err == nil && (argon.threads == 0 || a.costlier(argon)) {
+				argon = a
+			}
+		}
 	}
-	var err error
-	if p.dummy, err = HashPassword("meshauth dummy password"); err != nil {
-		return nil, err
+	var dummies []string
+	if bcryptCost > 0 {
+		h, err := bcrypt.GenerateFromPassword([]byte(dummyPassword), bcryptCost)
+		if err != nil {
+			return "", err
+		}
+		dummies = append(dummies, string(h))
 	}
-	return p, nil
+	if argon.threads > 0 {
+		h, err := hashArgon2id(dummyPassword, argon)
+		if err != nil {
+			return "", err
+		}
+		dummies = append(dummies, h)
+	}
+	switch len(dummies) {
+	case 0:
+		return HashPassword(dummyPassword)
+	case 1:
+		return dummies[0], nil
+	}
+	slowest, most := "", time.Duration(-1)
+	for _, d := range dummies {
+		// The faster of two checks: the first may pay for a cold cache
+		// or for the allocation of argon2id's memory.
+		if t := min(measure(d), measure(d)); t > most {
+			slowest, most = d, t
+		}
+	}
+	return slowest, nil
+}
+
+// timeCheck is how long one check of a password against hash takes.
+func timeCheck(hash string) time.Duration {
+	start := time.Now()
+	_, _ = checkHash(hash, "meshauth timing password")
+	return time.Since(start)
 }
 
 // Load reads a users file and returns a Provider for it.
@@ -94,10 +181,10 @@ func Load(path string) (*Provider, error) {
 func (p *Provider) Login(_ context.Context, email, password string) (login.Identity, error) {
 	u, ok := p.users[login.NormalizeEmail(email)]
 	if !ok {
-		_, _ = checkHash(p.dummy, password)
+		_, _ = p.check(p.dummy, password)
 		return login.Identity{}, login.ErrInvalidCredentials
 	}
-	match, err := checkHash(u.PasswordHash, password)
+	match, err := p.check(u.PasswordHash, password)
 	if err != nil {
 		return login.Identity{}, fmt.Errorf("check password: %w", err)
 	}
@@ -105,6 +192,14 @@ func (p *Provider) Login(_ context.Context, email, password string) (login.Ident
 		return login.Identity{}, login.ErrInvalidCredentials
 	}
 	return identity(u), nil
+}
+
+// check is checkHash, reported to onCheck.
+func (p *Provider) check(hash, password string) (bool, error) {
+	if p.onCheck != nil {
+		p.onCheck(hash)
+	}
+	return checkHash(hash, password)
 }
 
 func identity(u User) login.Identity {
@@ -175,7 +270,7 @@ func Put(path, email, customerID, password string) error {
 		return err
 	}
 	u := User{Email: login.NormalizeEmail(email), CustomerID: customerID, PasswordHash: hash}
-	if _, err := New([]User{u}); err != nil {
+	if _, err := index([]User{u}); err != nil {
 		return err
 	}
 	kept := f.Users[:0]

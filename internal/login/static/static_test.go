@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -217,6 +218,65 @@ func TestLogin(t *testing.T) {
 				t.Errorf("error %q contains the password", err)
 			}
 		})
+	}
+}
+
+// TestLookalikeEmailsDoNotMatch: Unicode case folding maps U+0130 (İ) to i
+// and the Kelvin sign (U+212A) to k, so a login or a verified ID-token email
+// for another address named alice's or kate's account. Only A-Z fold.
+func TestLookalikeEmailsDoNotMatch(t *testing.T) {
+	p, err := New([]User{
+		{Email: "alice@example.com", CustomerID: "c-alice", PasswordHash: cheapArgon2(password)},
+		{Email: "kate@example.com", CustomerID: "c-kate", PasswordHash: cheapArgon2(password)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, email := range []string{"alİce@example.com", "\u212Aate@example.com", "\u212AATE@EXAMPLE.COM", "ALİCE@example.com", "alice@example.com\u00A0"} {
+		t.Run(email, func(t *testing.T) {
+			if id, err := p.Login(ctx, email, password); !errors.Is(err, login.ErrInvalidCredentials) {
+				t.Errorf("Login = %+v, %v; want ErrInvalidCredentials", id, err)
+			}
+			if id, err := p.MapIdentity(ctx, login.External{Issuer: "https://id.example", Subject: "s", Email: email, EmailVerified: true}); !errors.Is(err, login.ErrUnknownCustomer) {
+				t.Errorf("MapIdentity = %+v, %v; want ErrUnknownCustomer", id, err)
+			}
+		})
+	}
+	for email, want := range map[string]string{"ALICE@example.com": "c-alice", " Kate@Example.com ": "c-kate"} {
+		if id, err := p.Login(ctx, email, password); err != nil || id.CustomerID != want {
+			t.Errorf("Login(%q) = %+v, %v; want %s", email, id, err, want)
+		}
+		if id, err := p.MapIdentity(ctx, login.External{Email: email, EmailVerified: true}); err != nil || id.CustomerID != want {
+			t.Errorf("MapIdentity(%q) = %+v, %v; want %s", email, id, err, want)
+		}
+	}
+}
+
+// TestPutKeepsLookalikesApart: users add for a lookalike of an existing
+// email adds a user; it does not replace the existing one.
+func TestPutKeepsLookalikesApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	kate := User{Email: "kate@example.com", CustomerID: "c-kate", PasswordHash: cheapArgon2("k")}
+	if err := WriteFile(path, File{Users: []User{kate}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Put(path, "\u212Aate@example.com", "c-other", "other password"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Users) != 2 || !reflect.DeepEqual(f.Users[0], kate) { // sorted: K (U+212A) after k
+		t.Fatalf("file holds %+v; want kate untouched beside the new user", f.Users)
+	}
+	// Removing the lookalike (its ASCII letters in another case) leaves kate.
+	if found, err := Remove(path, "\u212AATE@example.com"); err != nil || !found {
+		t.Fatalf("Remove = %v, %v; want true", found, err)
+	}
+	if f, err = ReadFile(path); err != nil || len(f.Users) != 1 || !reflect.DeepEqual(f.Users[0], kate) {
+		t.Fatalf("file holds %+v, %v; want kate alone", f.Users, err)
 	}
 }
 
@@ -437,4 +497,125 @@ func TestRemove(t *testing.T) {
 			}
 		})
 	}
+}
+
+// argon2Hash is an argon2id PHC string of pw with the given parameters.
+func argon2Hash(pw string, m, tm uint32, p uint8, keyLen uint32) string {
+	salt := []byte("fedcba9876543210")
+	key := argon2.IDKey([]byte(pw), salt, tm, m, p, keyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, tm, p, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+func bcryptCost(t *testing.T, pw string, cost int) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// TestDummyMatchesTheStrongestHash: the hash checked for an unknown email
+// is of the kind and with the parameters of the file's costliest hash, so
+// that an unknown email takes as long as the slowest account: with an
+// argon2id dummy, bcrypt accounts answered twice as slowly as unknown
+// emails, which told who had an account. Checked by the dummy's
+// parameters, not by timing.
+func TestDummyMatchesTheStrongestHash(t *testing.T) {
+	tests := []struct {
+		name   string
+		hashes []string
+		// want: "bcrypt" with cost, or "argon2id" with m, t, p and key length.
+		kind          string
+		cost          int
+		m, tm, p, key uint32
+	}{
+		{"bcrypt users only", []string{bcryptCost(t, "a", 4), bcryptCost(t, "b", 5), bcryptCost(t, "c", 4)}, "bcrypt", 5, 0, 0, 0, 0},
+		{"argon2id users only", []string{argon2Hash("a", 64, 1, 1, 32), argon2Hash("b", 128, 2, 1, 16), argon2Hash("c", 96, 2, 1, 32)}, "argon2id", 0, 128, 2, 1, 16},
+		{"argon2id: fewer lanes is slower", []string{argon2Hash("a", 128, 1, 2, 32), argon2Hash("b", 128, 1, 1, 32)}, "argon2id", 0, 128, 1, 1, 32},
+		{"no users: new hashes' parameters", nil, "argon2id", 0, argonMemoryKiB, argonTime, argonThreads, argonKeyLen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var users []User
+			for i, h := range tt.hashes {
+				users = append(users, User{Email: fmt.Sprintf("u%d@example.com", i), CustomerID: fmt.Sprint(i), PasswordHash: h})
+			}
+			p, err := New(users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tt.kind {
+			case "bcrypt":
+				if cost, err := bcrypt.Cost([]byte(p.dummy)); err != nil || cost != tt.cost {
+					t.Errorf("dummy %.7s… cost %d, %v; want bcrypt cost %d", p.dummy, cost, err, tt.cost)
+				}
+			case "argon2id":
+				a, err := parseArgon2id(p.dummy)
+				if err != nil || a.memory != tt.m || a.time != tt.tm || uint32(a.threads) != tt.p || uint32(len(a.key)) != tt.key {
+					t.Errorf("dummy %.10s… m=%d t=%d p=%d key %d, %v; want argon2id m=%d t=%d p=%d key %d",
+						p.dummy, a.memory, a.time, a.threads, len(a.key), err, tt.m, tt.tm, tt.p, tt.key)
+				}
+			}
+		})
+	}
+}
+
+// TestUnknownEmailChecksTheSlowestKind: in a file holding both kinds, an
+// unknown email costs one check of the dummy of the kind that is slower on
+// this machine (measured once, when the file is loaded), and a known email
+// one check of its own hash.
+func TestUnknownEmailChecksTheSlowestKind(t *testing.T) {
+	bc, ar := bcryptCost(t, password, 5), argon2Hash(password, 64, 1, 1, 32)
+	users := []User{
+		{Email: "bea@example.com", CustomerID: "1", PasswordHash: bc},
+		{Email: "ari@example.com", CustomerID: "2", PasswordHash: ar},
+	}
+	for _, slower := range []string{"bcrypt", "argon2id"} {
+		t.Run(slower+" slower", func(t *testing.T) {
+			measured := map[string]int{}
+			p, err := newProvider(users, func(hash string) time.Duration {
+				k := kindOf(hash)
+				measured[k]++
+				if k == slower {
+					return time.Second
+				}
+				return time.Millisecond
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if measured["bcrypt"] == 0 || measured["argon2id"] == 0 {
+				t.Errorf("measured %v; want both kinds", measured)
+			}
+			var checked []string
+			p.onCheck = func(hash string) { checked = append(checked, hash) }
+			if _, err := p.Login(context.Background(), "nobody@example.com", password); !errors.Is(err, login.ErrInvalidCredentials) {
+				t.Fatalf("unknown email: %v", err)
+			}
+			if len(checked) != 1 || kindOf(checked[0]) != slower || checked[0] != p.dummy {
+				t.Fatalf("unknown email checked %q; want one check of the %s dummy", checked, slower)
+			}
+			switch slower {
+			case "bcrypt":
+				if cost, _ := bcrypt.Cost([]byte(checked[0])); cost != 5 {
+					t.Errorf("bcrypt dummy cost %d, want the file's 5", cost)
+				}
+			case "argon2id":
+				if a, _ := parseArgon2id(checked[0]); a.memory != 64 || a.time != 1 || a.threads != 1 {
+					t.Errorf("argon2id dummy m=%d t=%d p=%d, want the file's 64, 1, 1", a.memory, a.time, a.threads)
+				}
+			}
+			checked = nil
+			if _, err := p.Login(context.Background(), "bea@example.com", password); err != nil || len(checked) != 1 || checked[0] != bc {
+				t.Fatalf("known email: %v, checked %q; want one check of its own hash", err, checked)
+			}
+		})
+	}
+	t.Run("one kind is not measured", func(t *testing.T) {
+		if _, err := newProvider(users[:1], func(string) time.Duration { t.Error("measured"); return 0 }); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
