@@ -91,6 +91,7 @@ type Options struct {
 type Service struct {
 	o        Options
 	verifier *token.Signer // Signer on the Service's clock
+	limiter  *limiter      // this instance's view of the attempt counters
 }
 
 // New returns a Service.
@@ -101,7 +102,7 @@ func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{o: o, verifier: o.Signer.WithClock(o.Now)}
+	return &Service{o: o, verifier: o.Signer.WithClock(o.Now), limiter: &limiter{}}
 }
 
 // Tokens is what login and refresh return.
@@ -142,17 +143,18 @@ func (s *Service) Login(ctx context.Context, email, password string, remember bo
 	emailHash := s.emailHash(email)
 	now := s.o.Now()
 	ip := clientFrom(ctx).IP
-	limits := s.limitKeys(email, ip, now)
 	ctx = login.WithClientIP(ctx, ip)
-	if err := s.acquireAttempt(ctx, limits, now, emailHash); err != nil {
+	att, err := s.beginAttempt(ctx, s.limitKeys(email, ip, now), now, emailHash)
+	if err != nil {
 		return Tokens{}, err
 	}
 	id, err := s.o.Provider.Login(ctx, email, password)
 	if errors.Is(err, login.ErrInvalidCredentials) {
+		att.failed(ctx)
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "invalid_credentials"))
 		return Tokens{}, fail(CodeInvalidCredentials, nil)
 	}
-	s.releaseAttempt(ctx, limits)
+	att.done(ctx)
 	if err != nil {
 		s.audit(ctx, "login.failed", slog.String("email_hash", emailHash), slog.String("reason", "upstream_unavailable"))
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("login provider: %w", err))

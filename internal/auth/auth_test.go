@@ -50,12 +50,15 @@ type provider struct {
 	err   error
 	calls int
 	mu    sync.Mutex
+	// delay holds every check, so that concurrent attempts overlap.
+	delay time.Duration
 }
 
 func (p *provider) Login(_ context.Context, e, pw string) (login.Identity, error) {
 	p.mu.Lock()
 	p.calls++
 	p.mu.Unlock()
+	time.Sleep(p.delay)
 	if p.err != nil {
 		return login.Identity{}, p.err
 	}

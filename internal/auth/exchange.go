@@ -48,21 +48,23 @@ func (s *Service) Exchange(ctx context.Context, idToken string, remember bool) (
 	}
 	now := s.o.Now()
 	ip := clientFrom(ctx).IP
-	limits := s.limitKeys("", ip, now)
 	ctx = login.WithClientIP(ctx, ip)
-	if err := s.acquireAttempt(ctx, limits, now, ""); err != nil {
+	att, err := s.beginAttempt(ctx, s.limitKeys("", ip, now), now, "")
+	if err != nil {
 		return Tokens{}, err
 	}
 	ext, err := s.o.IDTokens.Verify(ctx, idToken)
 	switch {
 	case errors.Is(err, ErrIDTokenEmailUnverified):
+		att.failed(ctx)
 		s.audit(ctx, "exchange.failed", slog.String("reason", "email_not_verified"))
 		return Tokens{}, fail(CodeEmailNotVerified, err)
 	case errors.Is(err, ErrIDTokenInvalid):
+		att.failed(ctx)
 		s.audit(ctx, "exchange.failed", slog.String("reason", "invalid_id_token"))
 		return Tokens{}, fail(CodeInvalidIDToken, err)
 	}
-	s.releaseAttempt(ctx, limits)
+	att.done(ctx)
 	if err != nil {
 		return Tokens{}, fail(CodeUpstreamUnavailable, fmt.Errorf("ID token keys: %w", err))
 	}

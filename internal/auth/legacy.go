@@ -26,8 +26,8 @@ type Legacy struct {
 //
 //  1. the Bearer's HS256 signature (expiry ignored) and refresh_expiry:
 //     cheap, so a forged pair costs nothing and leaves the row alone;
-//  2. one attempt on the per-address login limit, never given back, because
-//     the next step costs real CPU;
+//  2. one attempt on the per-address login limit, counted as a failure
+//     whatever the outcome, because the next step costs real CPU;
 //  3. the refresh token derived from the Bearer's claims (PBKDF2), compared in
 //     constant time, and the module's stored hash (PBKDF2 again);
 //  4. the meshauth session the legacy token seeds (Codec.FromSeed: every
@@ -118,9 +118,13 @@ func (s *Service) checkLegacy(ctx context.Context, refreshToken string, now time
 	if err != nil {
 		return legacyClaims{}, nil, fail(CodeInvalidRefreshToken, err)
 	}
-	if err := s.acquireAttempt(ctx, s.limitKeys("", clientFrom(ctx).IP, now), now, ""); err != nil {
+	att, err := s.beginAttempt(ctx, s.limitKeys("", clientFrom(ctx).IP, now), now, "")
+	if err != nil {
 		return legacyClaims{}, nil, err
 	}
+	// Every key derivation counts, whatever its outcome: it is the CPU an
+	// attacker holding one signed access token could otherwise repeat.
+	defer att.failed(ctx)
 	hash, err := s.o.Legacy.Verifier.Refresh(c, refreshToken)
 	if err != nil {
 		s.audit(ctx, "legacy.refused", slog.String("reason", "token_mismatch"))

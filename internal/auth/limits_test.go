@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/store"
 	"github.com/meshauth/meshauth/internal/store/memory"
 )
 
@@ -119,10 +120,12 @@ func TestGrowingWindows(t *testing.T) {
 	}
 }
 
-// TestConcurrentAttemptsCannotSlipPast: attempts are counted before the
-// credentials are checked, atomically.
+// TestConcurrentAttemptsCannotSlipPast: on one instance, of many concurrent
+// wrong-password attempts exactly Max reach the platform, however they
+// overlap.
 func TestConcurrentAttemptsCannotSlipPast(t *testing.T) {
 	f := newFixture(t, limited(auth.Limits{Account: []auth.Window{{Max: 5, Length: time.Hour}}}))
+	f.login.delay = 20 * time.Millisecond // every attempt overlaps the others
 	const n = 50
 	var wg sync.WaitGroup
 	codes := make([]auth.Code, n)
@@ -139,7 +142,105 @@ func TestConcurrentAttemptsCannotSlipPast(t *testing.T) {
 	for _, c := range codes {
 		count[c]++
 	}
-	if count[auth.CodeInvalidCredentials] != 5 || count[auth.CodeRateLimited] != n-5 || f.login.calls != 5 {
-		t.Fatalf("codes %v, provider calls %d; want 5 checked and %d limited", count, f.login.calls, n-5)
+	// At most Max; one fewer when a failure's count crosses a reservation.
+	checked := count[auth.CodeInvalidCredentials]
+	if checked < 4 || checked > 5 || count[auth.CodeRateLimited] != n-checked || f.login.calls != checked {
+		t.Fatalf("codes %v, provider calls %d; want 4 or 5 checked and the rest limited", count, f.login.calls)
+	}
+}
+
+// countingCounters counts the calls made to the store's counters.
+type countingCounters struct {
+	memory.Counters
+	mu             sync.Mutex
+	adds, reserves int
+}
+
+func (c *countingCounters) Add(ctx context.Context, l store.Limit, d int64) (int64, error) {
+	c.mu.Lock()
+	c.adds++
+	c.mu.Unlock()
+	return c.Counters.Add(ctx, l, d)
+}
+
+func (c *countingCounters) Reserve(ctx context.Context, l store.Limit) (int64, bool, error) {
+	c.mu.Lock()
+	c.reserves++
+	c.mu.Unlock()
+	return c.Counters.Reserve(ctx, l)
+}
+
+func (c *countingCounters) calls() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.adds, c.reserves
+}
+
+// TestSuccessfulLoginsCostNoCounterCall: with the limits on, a login that
+// succeeds for an account and address without failures makes no counter
+// call; a wrong password makes one Add per window; the next attempt for that
+// account reserves.
+func TestSuccessfulLoginsCostNoCounterCall(t *testing.T) {
+	c := &countingCounters{}
+	limits := auth.Limits{Account: []auth.Window{{Max: 5, Length: time.Minute}, {Max: 20, Length: time.Hour}}, IP: []auth.Window{{Max: 20, Length: time.Minute}}}
+	f := newFixture(t, func(o *auth.Options) { o.Counters, o.Limits = c, limits })
+	for range 10 {
+		if _, err := f.svc.Login(from("192.0.2.1"), email, password, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if adds, reserves := c.calls(); adds+reserves != 0 {
+		t.Fatalf("10 successful logins made %d adds and %d reservations", adds, reserves)
+	}
+	_, err := f.svc.Login(from("192.0.2.1"), email, "wrong", false)
+	wantCode(t, err, auth.CodeInvalidCredentials)
+	if adds, reserves := c.calls(); adds != 3 || reserves != 0 {
+		t.Fatalf("a wrong password made %d adds and %d reservations; want one add per window (3)", adds, reserves)
+	}
+	if _, err := f.svc.Login(from("192.0.2.1"), email, password, false); err != nil {
+		t.Fatal(err)
+	}
+	// The account and address have a failure now: this attempt reserved
+	// (3) and gave its reservations back (3 adds of -1).
+	if adds, reserves := c.calls(); adds != 6 || reserves != 3 {
+		t.Fatalf("after a failure a login made %d adds and %d reservations in all; want 6 and 3", adds, reserves)
+	}
+}
+
+// TestTwoInstancesShareTheLimit: two instances sharing one store's counters,
+// attacked at once: at most Max + 1 wrong passwords reach the platform
+// (Max + K - 1 for K instances), and the rest are refused.
+func TestTwoInstancesShareTheLimit(t *testing.T) {
+	shared := &memory.Counters{}
+	limits := auth.Limits{Account: []auth.Window{{Max: 5, Length: time.Hour}}}
+	a := newFixture(t, func(o *auth.Options) { o.Counters, o.Limits = shared, limits })
+	b := newFixture(t, func(o *auth.Options) { o.Counters, o.Limits = shared, limits })
+	a.login.delay, b.login.delay = 20*time.Millisecond, 20*time.Millisecond
+	const n = 60
+	var wg sync.WaitGroup
+	codes := make([]auth.Code, n)
+	for i := range n {
+		svc := a.svc
+		if i%2 == 1 {
+			svc = b.svc
+		}
+		wg.Go(func() {
+			_, err := svc.Login(from("192.0.2.1"), email, "wrong", false)
+			codes[i] = auth.CodeOf(err)
+		})
+	}
+	wg.Wait()
+	checked := a.login.calls + b.login.calls
+	count := map[auth.Code]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if checked > 5+1 || checked < 4 || count[auth.CodeInvalidCredentials] != checked || count[auth.CodeRateLimited] != n-checked {
+		t.Fatalf("%d reached the platform (want 4 to 6), codes %v", checked, count)
+	}
+	// Both instances now refuse the account, right password or not.
+	for _, f := range []*fixture{a, b} {
+		_, err := f.svc.Login(from("198.51.100.1"), email, password, false)
+		wantCode(t, err, auth.CodeRateLimited)
 	}
 }

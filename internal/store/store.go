@@ -146,16 +146,18 @@ type Limit struct {
 	ExpiresAt time.Time
 }
 
-// Counters count attempts, such as logins, against limits, in windows that
-// end by themselves. Every instance of the service sharing a backend shares
-// its counters.
+// Counters count failed attempts, such as wrong passwords, against limits,
+// in windows that end by themselves. Every instance of the service sharing
+// a backend shares its counters. Each call touches one counter and MUST be
+// atomic on it; no call spans counters.
 type Counters interface {
-	// Acquire MUST be atomic across all its limits: when every counter is
-	// below its Max, it adds one to each (creating counters at zero) and
-	// returns no indices; otherwise it changes nothing and returns the
-	// indices of the limits whose counters are at their Max. So of N
-	// concurrent acquisitions exactly as many succeed as there is room for.
-	Acquire(ctx context.Context, limits []Limit) (full []int, err error)
-	// Release takes one back from each counter, as far as it still exists.
-	Release(ctx context.Context, limits []Limit) error
+	// Add adds delta to the counter of l, creating it at zero to end at
+	// l.ExpiresAt, and returns the count after the addition. A counter
+	// never goes below zero.
+	Add(ctx context.Context, l Limit, delta int64) (int64, error)
+	// Reserve adds one to the counter of l when it is below l.Max and
+	// returns the new count and true; otherwise it changes nothing and
+	// returns false. So of N concurrent reservations exactly as many
+	// succeed as there is room for.
+	Reserve(ctx context.Context, l Limit) (int64, bool, error)
 }

@@ -287,7 +287,7 @@ func RequestID(ctx context.Context) string {
 }
 
 // Counters returns c with every call counted, timed and traced, as
-// "acquire" and "release" store calls.
+// "counter_add" and "counter_reserve" store calls.
 func (m *Metrics) Counters(c store.Counters) store.Counters { return meteredCounters{c: c, m: m} }
 
 type meteredCounters struct {
@@ -295,14 +295,14 @@ type meteredCounters struct {
 	m *Metrics
 }
 
-func (c meteredCounters) Acquire(ctx context.Context, limits []store.Limit) (_ []int, err error) {
-	ctx, done := c.m.storeCall(ctx, "acquire")
+func (c meteredCounters) Add(ctx context.Context, l store.Limit, delta int64) (_ int64, err error) {
+	ctx, done := c.m.storeCall(ctx, "counter_add")
 	defer func() { done(err) }()
-	return c.c.Acquire(ctx, limits)
+	return c.c.Add(ctx, l, delta)
 }
 
-func (c meteredCounters) Release(ctx context.Context, limits []store.Limit) (err error) {
-	ctx, done := c.m.storeCall(ctx, "release")
+func (c meteredCounters) Reserve(ctx context.Context, l store.Limit) (_ int64, _ bool, err error) {
+	ctx, done := c.m.storeCall(ctx, "counter_reserve")
 	defer func() { done(err) }()
-	return c.c.Release(ctx, limits)
+	return c.c.Reserve(ctx, l)
 }

@@ -2,11 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
+	"maps"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -22,131 +19,77 @@ var _ store.Counters = (*Store)(nil)
 // (N, unix ms) its end, and ttl (N, unix s) so that DynamoDB deletes it.
 const counterPrefix = "COUNT#"
 
-// conflictAttempts bounds the retries of a transaction that lost to a
-// concurrent one on the same counter.
-const conflictAttempts = 4
-
 func counterKey(k string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: counterPrefix + k}}
 }
 
-// Acquire implements store.Counters with one TransactWriteItems: every
-// counter gets "ADD n 1" on the condition that it is below its Max, so the
-// transaction adds to all or to none. A transaction cancelled by a failed
-// condition names, per item, which counters were full. One cancelled by a
-// concurrent transaction on the same counters is retried; when that keeps
-// happening, every limit is reported full: under that much contention on
-// one account or address, refusing is the safe answer.
-func (s *Store) Acquire(ctx context.Context, limits []store.Limit) ([]int, error) {
-	if len(limits) == 0 {
-		return nil, nil
+// counterUpdate is the UpdateItem of one counter: ADD delta, with the
+// counter's end and time-to-live set when it is created, and the new count
+// returned (or, when the condition fails, the count as it stands).
+func (s *Store) counterUpdate(l store.Limit, delta int64, condition string, values map[string]types.AttributeValue) *dynamodb.UpdateItemInput {
+	v := map[string]types.AttributeValue{
+		":d":   &types.AttributeValueMemberN{Value: strconv.FormatInt(delta, 10)},
+		":exp": &types.AttributeValueMemberN{Value: millis(l.ExpiresAt)},
+		":ttl": &types.AttributeValueMemberN{Value: ttlSeconds(l.ExpiresAt)},
 	}
-	items := make([]types.TransactWriteItem, len(limits))
-	for i, l := range limits {
-		items[i] = types.TransactWriteItem{Update: &types.Update{
-			TableName:                &s.table,
-			Key:                      counterKey(l.Key),
-			UpdateExpression:         aws.String("ADD n :one SET expires_at = if_not_exists(expires_at, :exp), #ttl = if_not_exists(#ttl, :ttl)"),
-			ConditionExpression:      aws.String("attribute_not_exists(n) OR n < :max"),
-			ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":one": &types.AttributeValueMemberN{Value: "1"},
-				":max": &types.AttributeValueMemberN{Value: strconv.FormatInt(l.Max, 10)},
-				":exp": &types.AttributeValueMemberN{Value: millis(l.ExpiresAt)},
-				":ttl": &types.AttributeValueMemberN{Value: ttlSeconds(l.ExpiresAt)},
-			},
-		}}
-	}
-	for attempt := 1; ; attempt++ {
-		reasons, err := s.transact(ctx, "acquire counters", items)
-		if err != nil || reasons == nil {
-			return nil, err
-		}
-		var full []int
-		conflict := false
-		for i, r := range reasons {
-			switch aws.ToString(r.Code) {
-			case "ConditionalCheckFailed":
-				full = append(full, i)
-			case "TransactionConflict":
-				conflict = true
-			}
-		}
-		if len(full) > 0 {
-			return full, nil
-		}
-		if !conflict {
-			return nil, fmt.Errorf("dynamodb acquire counters: %w: transaction cancelled", store.ErrUnavailable)
-		}
-		if attempt == conflictAttempts {
-			all := make([]int, len(limits))
-			for i := range all {
-				all[i] = i
-			}
-			return all, nil
-		}
-		if err := sleep(ctx, time.Duration(rand.Int64N(int64(20*time.Millisecond)))+time.Millisecond); err != nil {
-			return nil, wrap("acquire counters", err)
-		}
+	maps.Copy(v, values)
+	return &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 counterKey(l.Key),
+		UpdateExpression:                    aws.String("ADD n :d SET expires_at = if_not_exists(expires_at, :exp), #ttl = if_not_exists(#ttl, :ttl)"),
+		ConditionExpression:                 aws.String(condition),
+		ExpressionAttributeNames:            map[string]string{"#ttl": TTLAttribute},
+		ExpressionAttributeValues:           v,
+		ReturnValues:                        types.ReturnValueUpdatedNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              s.capacity(),
 	}
 }
 
-// Release implements store.Counters with one TransactWriteItems of
-// "ADD n -1" on counters that still exist above zero; counters that do not
-// (their window ended and DynamoDB deleted them) are left out and the rest
-// released again.
-func (s *Store) Release(ctx context.Context, limits []store.Limit) error {
-	pending := make([]types.TransactWriteItem, 0, len(limits))
-	for _, l := range limits {
-		pending = append(pending, types.TransactWriteItem{Update: &types.Update{
-			TableName:           &s.table,
-			Key:                 counterKey(l.Key),
-			UpdateExpression:    aws.String("ADD n :minus"),
-			ConditionExpression: aws.String("n > :zero"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":minus": &types.AttributeValueMemberN{Value: "-1"},
-				":zero":  &types.AttributeValueMemberN{Value: "0"},
-			},
-		}})
+// count is the n attribute of item, 0 when missing.
+func count(item map[string]types.AttributeValue) int64 {
+	if v, ok := item["n"].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
 	}
-	for attempt := 1; len(pending) > 0 && attempt <= conflictAttempts; attempt++ {
-		reasons, err := s.transact(ctx, "release counters", pending)
-		if err != nil || reasons == nil {
-			return err
-		}
-		var again []types.TransactWriteItem
-		for i, r := range reasons {
-			if aws.ToString(r.Code) != "ConditionalCheckFailed" {
-				again = append(again, pending[i])
-			}
-		}
-		pending = again
-	}
-	return nil
+	return 0
 }
 
-// transact runs one TransactWriteItems. It returns the cancellation reasons,
-// one per item, when DynamoDB cancelled the transaction, and nil when it
-// was applied.
-func (s *Store) transact(ctx context.Context, op string, items []types.TransactWriteItem) ([]types.CancellationReason, error) {
-	cctx, cancel := s.call(ctx)
+// Add implements store.Counters with one UpdateItem ("ADD n delta"). A
+// negative delta applies only while the count stays at zero or above.
+func (s *Store) Add(ctx context.Context, l store.Limit, delta int64) (int64, error) {
+	cond := "attribute_not_exists(n) OR n >= :zero"
+	vals := map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}}
+	if delta < 0 {
+		cond = "n >= :need"
+		vals = map[string]types.AttributeValue{":need": &types.AttributeValueMemberN{Value: strconv.FormatInt(-delta, 10)}}
+	}
+	ctx, cancel := s.call(ctx)
 	defer cancel()
-	_, err := s.client.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) && len(cancelled.CancellationReasons) == len(items) {
-		return cancelled.CancellationReasons, nil
-	}
+	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, delta, cond, vals))
 	if err != nil {
-		return nil, wrap(op, err)
+		if ccf := conditionFailed(err); ccf != nil {
+			return count(ccf.Item), nil
+		}
+		return 0, wrap("add to counter", err)
 	}
-	return nil, nil
+	s.report("CounterAdd", out.ConsumedCapacity)
+	return count(out.Attributes), nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
+// Reserve implements store.Counters with one conditional UpdateItem ("ADD
+// n 1" if n < Max).
+func (s *Store) Reserve(ctx context.Context, l store.Limit) (int64, bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, 1, "attribute_not_exists(n) OR n < :max",
+		map[string]types.AttributeValue{":max": &types.AttributeValueMemberN{Value: strconv.FormatInt(l.Max, 10)}}))
+	if err != nil {
+		if ccf := conditionFailed(err); ccf != nil {
+			return count(ccf.Item), false, nil
+		}
+		return 0, false, wrap("reserve counter", err)
 	}
+	s.report("CounterReserve", out.ConsumedCapacity)
+	return count(out.Attributes), true, nil
 }

@@ -10,14 +10,14 @@ import (
 
 var _ store.Counters = (*Counters)(nil)
 
-// pruneEvery is how many acquisitions pass between sweeps of ended counters.
+// pruneEvery is how many calls pass between sweeps of ended counters.
 const pruneEvery = 1024
 
 // Counters is an in-process store.Counters. The zero value is ready to use.
 type Counters struct {
-	mu       sync.Mutex
-	m        map[string]counter
-	acquired int
+	mu    sync.Mutex
+	m     map[string]counter
+	calls int
 }
 
 type counter struct {
@@ -25,15 +25,13 @@ type counter struct {
 	exp time.Time
 }
 
-// Acquire implements store.Counters under one lock. Counters whose end has
-// passed by the wall clock are dropped now and then.
-func (c *Counters) Acquire(_ context.Context, limits []store.Limit) ([]int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// get returns l's counter, after dropping now and then the counters whose
+// end has passed by the wall clock. The caller holds mu.
+func (c *Counters) get(l store.Limit) counter {
 	if c.m == nil {
 		c.m = map[string]counter{}
 	}
-	if c.acquired++; c.acquired%pruneEvery == 0 {
+	if c.calls++; c.calls%pruneEvery == 0 {
 		now := time.Now()
 		for k, e := range c.m {
 			if !now.Before(e.exp) {
@@ -41,41 +39,42 @@ func (c *Counters) Acquire(_ context.Context, limits []store.Limit) ([]int, erro
 			}
 		}
 	}
-	var full []int
-	for i, l := range limits {
-		if c.m[l.Key].n >= l.Max {
-			full = append(full, i)
-		}
+	e, ok := c.m[l.Key]
+	if !ok {
+		e.exp = l.ExpiresAt
 	}
-	if len(full) > 0 {
-		return full, nil
-	}
-	for _, l := range limits {
-		e, ok := c.m[l.Key]
-		if !ok {
-			e.exp = l.ExpiresAt
-		}
-		e.n++
-		c.m[l.Key] = e
-	}
-	return nil, nil
+	return e
 }
 
-// Release implements store.Counters.
-func (c *Counters) Release(_ context.Context, limits []store.Limit) error {
+// put stores e under l's key, or drops it at zero: the many accounts that
+// never fail cost no memory.
+func (c *Counters) put(l store.Limit, e counter) {
+	if e.n <= 0 {
+		delete(c.m, l.Key)
+		return
+	}
+	c.m[l.Key] = e
+}
+
+// Add implements store.Counters under one lock.
+func (c *Counters) Add(_ context.Context, l store.Limit, delta int64) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, l := range limits {
-		switch e, ok := c.m[l.Key]; {
-		case !ok:
-		case e.n <= 1:
-			// Nothing counted any more: keep no entry, so that the many
-			// accounts that log in successfully cost no memory.
-			delete(c.m, l.Key)
-		default:
-			e.n--
-			c.m[l.Key] = e
-		}
+	e := c.get(l)
+	e.n = max(0, e.n+delta)
+	c.put(l, e)
+	return e.n, nil
+}
+
+// Reserve implements store.Counters under one lock.
+func (c *Counters) Reserve(_ context.Context, l store.Limit) (int64, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.get(l)
+	if e.n >= l.Max {
+		return e.n, false, nil
 	}
-	return nil
+	e.n++
+	c.put(l, e)
+	return e.n, true, nil
 }

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,92 +20,85 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 	limit := func(t *testing.T, k string, max int64) store.Limit {
 		return store.Limit{Key: t.Name() + "/" + k, Max: max, ExpiresAt: end}
 	}
-	acquire := func(t *testing.T, c store.Counters, limits ...store.Limit) []int {
+	add := func(t *testing.T, c store.Counters, l store.Limit, delta int64) int64 {
 		t.Helper()
-		full, err := c.Acquire(ctx, limits)
+		n, err := c.Add(ctx, l, delta)
 		if err != nil {
-			t.Fatalf("Acquire: %v", err)
+			t.Fatalf("Add: %v", err)
 		}
-		return full
+		return n
+	}
+	reserve := func(t *testing.T, c store.Counters, l store.Limit) (int64, bool) {
+		t.Helper()
+		n, ok, err := c.Reserve(ctx, l)
+		if err != nil {
+			t.Fatalf("Reserve: %v", err)
+		}
+		return n, ok
 	}
 
-	t.Run("AcquireUntilFull", func(t *testing.T) {
+	t.Run("AddCounts", func(t *testing.T) {
 		c := newCounters(t)
 		a := limit(t, "a", 3)
-		for i := range 3 {
-			if full := acquire(t, c, a); full != nil {
-				t.Fatalf("acquisition %d refused: %v", i+1, full)
+		for i := range 5 {
+			if n := add(t, c, a, 1); n != int64(i+1) {
+				t.Fatalf("Add %d returned %d", i+1, n)
+			}
+		}
+		if n := add(t, c, a, -2); n != 3 {
+			t.Fatalf("Add -2 returned %d, want 3", n)
+		}
+		// Another key is another counter.
+		if n := add(t, c, limit(t, "b", 3), 1); n != 1 {
+			t.Fatalf("a new counter starts at %d", n-1)
+		}
+	})
+	t.Run("NeverBelowZero", func(t *testing.T) {
+		c := newCounters(t)
+		a := limit(t, "a", 3)
+		if n := add(t, c, a, -1); n != 0 {
+			t.Fatalf("Add -1 on a missing counter returned %d", n)
+		}
+		if n := add(t, c, a, 1); n != 1 {
+			t.Fatalf("then Add 1 returned %d, want 1", n)
+		}
+	})
+	t.Run("ReserveUntilFull", func(t *testing.T) {
+		c := newCounters(t)
+		a := limit(t, "a", 3)
+		add(t, c, a, 1) // a failure counted by Add
+		for i := range 2 {
+			if n, ok := reserve(t, c, a); !ok || n != int64(i+2) {
+				t.Fatalf("reservation %d: %d, %v", i+1, n, ok)
 			}
 		}
 		for range 2 {
-			if full := acquire(t, c, a); !slices.Equal(full, []int{0}) {
-				t.Fatalf("acquisition past Max: full = %v, want [0]", full)
+			if _, ok := reserve(t, c, a); ok {
+				t.Fatal("reservation past Max succeeded")
 			}
 		}
-	})
-	t.Run("AtomicAcrossLimits", func(t *testing.T) {
-		c := newCounters(t)
-		small, big := limit(t, "small", 1), limit(t, "big", 10)
-		if full := acquire(t, c, big, small); full != nil {
-			t.Fatalf("first: %v", full)
-		}
-		// small is full: nothing may change, big included.
-		for range 5 {
-			if full := acquire(t, c, big, small); !slices.Equal(full, []int{1}) {
-				t.Fatalf("full = %v, want [1]", full)
-			}
-		}
-		// big has room for exactly 9 more.
-		for i := range 9 {
-			if full := acquire(t, c, big); full != nil {
-				t.Fatalf("big refused at %d: a refused acquisition changed it", i+2)
-			}
-		}
-		if full := acquire(t, c, big); !slices.Equal(full, []int{0}) {
-			t.Fatalf("big past 10: %v", full)
+		add(t, c, a, -1) // one given back
+		if n, ok := reserve(t, c, a); !ok || n != 3 {
+			t.Fatalf("after a release: %d, %v", n, ok)
 		}
 	})
-	t.Run("Release", func(t *testing.T) {
-		c := newCounters(t)
-		a, b := limit(t, "a", 2), limit(t, "b", 2)
-		acquire(t, c, a, b)
-		acquire(t, c, a, b)
-		if full := acquire(t, c, a, b); !slices.Equal(full, []int{0, 1}) {
-			t.Fatalf("full = %v, want [0 1]", full)
-		}
-		if err := c.Release(ctx, []store.Limit{a, b}); err != nil {
-			t.Fatal(err)
-		}
-		if full := acquire(t, c, a, b); full != nil {
-			t.Fatalf("after Release: %v", full)
-		}
-		// Releasing a counter that never existed is harmless.
-		if err := c.Release(ctx, []store.Limit{limit(t, "never", 1)}); err != nil {
-			t.Fatalf("Release of a missing counter: %v", err)
-		}
-		if full := acquire(t, c, limit(t, "never", 1)); full != nil {
-			t.Fatalf("a released missing counter went below zero or was created full: %v", full)
-		}
-	})
-	t.Run("ConcurrentAcquire", func(t *testing.T) {
+	t.Run("ConcurrentReserve", func(t *testing.T) {
 		c := newCounters(t)
 		const max = 10
-		a, b := limit(t, "a", max), limit(t, "b", 100)
+		a := limit(t, "a", max)
 		var (
 			wg sync.WaitGroup
 			ok atomic.Int64
 		)
 		errs := make([]error, Concurrency)
 		for i := range Concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				full, err := c.Acquire(ctx, []store.Limit{a, b})
+			wg.Go(func() {
+				_, got, err := c.Reserve(ctx, a)
 				errs[i] = err
-				if err == nil && full == nil {
+				if got {
 					ok.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		for _, err := range errs {
@@ -115,13 +107,10 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 			}
 		}
 		if ok.Load() != max {
-			t.Fatalf("%d of %d concurrent acquisitions succeeded, want exactly %d", ok.Load(), Concurrency, max)
+			t.Fatalf("%d of %d concurrent reservations succeeded, want exactly %d", ok.Load(), Concurrency, max)
 		}
-		// b counted only the successful ones: 90 more fit.
-		for i := range 100 - max {
-			if full := acquire(t, c, b); full != nil {
-				t.Fatalf("b refused at %d: refused acquisitions changed it", max+i+1)
-			}
+		if n := add(t, c, a, 0); n != max {
+			t.Fatalf("counter at %d after the race, want %d", n, max)
 		}
 	})
 }
