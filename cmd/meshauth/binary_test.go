@@ -378,36 +378,70 @@ func TestBinaryExchange(t *testing.T) {
 }
 
 // TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
-// an HttpOnly cookie that refresh reads with the CSRF header.
+// an HttpOnly cookie, and only there: the body's refresh_token is null.
+// Refresh reads the cookie with the CSRF header; a refresh refused because
+// the cookie's token is dead clears the cookie.
 func TestBinaryCookieMode(t *testing.T) {
-	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true"}))
-	body, _ := json.Marshal(map[string]any{"query": loginQ, "variables": map[string]any{"e": "ada@example.com", "p": binPassword}})
-	res, err := http.Post(p.url+"/graphql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	var cookie *http.Cookie
-	for _, c := range res.Cookies() {
-		if c.Value != "" {
-			cookie = c
+	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS": "0"}))
+	// send posts query with the cookie (when set) and the header, and
+	// returns the answer and the refresh cookie the answer sets.
+	send := func(query string, vars map[string]any, cookie *http.Cookie, header http.Header) (gqlResponse, *http.Cookie) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header[k] = v
 		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		r := gqlResponse{raw: string(raw), header: res.Header}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
+		}
+		var set *http.Cookie
+		for _, c := range res.Cookies() {
+			if c.Name == "meshauth_refresh" {
+				set = c
+			}
+		}
+		return r, set
 	}
-	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
+	csrf := http.Header{"X-Requested-With": {"fetch"}}
+
+	r, cookie := send(loginQ, map[string]any{"e": "ada@example.com", "p": binPassword}, nil, nil)
+	if cookie == nil || cookie.Value == "" || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("login cookie: %+v", cookie)
 	}
-	send := func(header http.Header) gqlResponse {
-		h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
-		for k, v := range header {
-			h[k] = v
-		}
-		return p.post(t, `mutation { refreshCustomerToken { token } }`, nil, h)
+	if tk := r.tokens(t, "generateCustomerToken"); tk.RefreshToken != nil {
+		t.Fatal("the login body carries the refresh token")
 	}
-	if c := send(nil).code(); c != "BAD_USER_INPUT" {
-		t.Fatalf("cookie without the CSRF header: %s", c)
+	if r, _ := send(refreshQ, nil, cookie, nil); r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("cookie without the CSRF header: %s", r.code())
 	}
-	if c := send(http.Header{"X-Requested-With": {"fetch"}}).code(); c != "OK" {
-		t.Fatalf("cookie refresh: %s", c)
+	r, next := send(refreshQ, nil, cookie, csrf)
+	if tk := r.tokens(t, "refreshCustomerToken"); tk.RefreshToken != nil {
+		t.Fatal("the refresh body carries the refresh token")
+	}
+	if next == nil || next.Value == "" || next.Value == cookie.Value {
+		t.Fatalf("refresh cookie: %+v", next)
+	}
+
+	// The first cookie again: reuse. The session ends and the cookie is cleared.
+	r, cleared := send(refreshQ, nil, cookie, csrf)
+	if r.code() != "REFRESH_TOKEN_REUSED" || cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 {
+		t.Fatalf("reused cookie: %s, cookie %+v", r.code(), cleared)
+	}
+	r, cleared = send(refreshQ, nil, &http.Cookie{Name: "meshauth_refresh", Value: "garbage"}, csrf)
+	if r.code() != "INVALID_REFRESH_TOKEN" || cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 {
+		t.Fatalf("invalid cookie: %s, cookie %+v", r.code(), cleared)
 	}
 }
 
