@@ -377,42 +377,82 @@ func TestBinaryExchange(t *testing.T) {
 	}
 }
 
+// postCookie posts query with the cookie (when set) and the header, and
+// returns the answer and the cookie called name that the answer sets.
+func (p *process) postCookie(t *testing.T, name, query string, vars map[string]any, cookie *http.Cookie, header http.Header) (gqlResponse, *http.Cookie) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := gqlResponse{raw: string(raw), header: res.Header}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
+	}
+	var set *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == name {
+			set = c
+		}
+	}
+	return r, set
+}
+
+// cookieAttr is c's path or domain, for a failure message that must not
+// show the cookie's token.
+func cookieAttr(c *http.Cookie, attr string) string {
+	switch {
+	case c == nil:
+		return "(no cookie)"
+	case attr == "path":
+		return c.Path
+	}
+	return c.Domain
+}
+
+// failsToStart runs the binary with env and only env and returns what it
+// printed, failing the test unless it exits with an error at once.
+func failsToStart(t *testing.T, env map[string]string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"PORT=" + port, "DATA_DIR=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	done := make(chan struct{})
+	timer := time.AfterFunc(15*time.Second, func() { _ = cmd.Process.Kill(); close(done) })
+	out, err := cmd.CombinedOutput()
+	if !timer.Stop() {
+		<-done
+		t.Fatalf("the binary did not stop; it should have refused the configuration\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("the binary exited cleanly; it should have refused the configuration\n%s", out)
+	}
+	return string(out)
+}
+
 // TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
 // an HttpOnly cookie, and only there: the body's refresh_token is null.
 // Refresh reads the cookie with the CSRF header; a refresh refused because
 // the cookie's token is dead clears the cookie.
 func TestBinaryCookieMode(t *testing.T) {
 	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS": "0"}))
-	// send posts query with the cookie (when set) and the header, and
-	// returns the answer and the refresh cookie the answer sets.
 	send := func(query string, vars map[string]any, cookie *http.Cookie, header http.Header) (gqlResponse, *http.Cookie) {
 		t.Helper()
-		body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-		req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		if cookie != nil {
-			req.AddCookie(cookie)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		r := gqlResponse{raw: string(raw), header: res.Header}
-		if err := json.Unmarshal(raw, &r); err != nil {
-			t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
-		}
-		var set *http.Cookie
-		for _, c := range res.Cookies() {
-			if c.Name == "meshauth_refresh" {
-				set = c
-			}
-		}
-		return r, set
+		return p.postCookie(t, "meshauth_refresh", query, vars, cookie, header)
 	}
 	csrf := http.Header{"X-Requested-With": {"fetch"}}
 
@@ -442,6 +482,36 @@ func TestBinaryCookieMode(t *testing.T) {
 	r, cleared = send(refreshQ, nil, &http.Cookie{Name: "meshauth_refresh", Value: "garbage"}, csrf)
 	if r.code() != "INVALID_REFRESH_TOKEN" || cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 {
 		t.Fatalf("invalid cookie: %s, cookie %+v", r.code(), cleared)
+	}
+}
+
+// TestBinaryHostPrefixCookie: REFRESH_TOKEN_COOKIE_NAME=__Host-… names a
+// cookie bound to the exact host: Secure, Path=/ (its default path) and no
+// Domain. A configuration a browser would refuse such a cookie with is
+// refused at startup, naming the variable.
+func TestBinaryHostPrefixCookie(t *testing.T) {
+	const name = "__Host-meshauth_refresh"
+	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name}))
+	r, cookie := p.postCookie(t, name, loginQ, map[string]any{"e": "ada@example.com", "p": binPassword}, nil, nil)
+	if r.code() != "OK" || cookie == nil || cookie.Value == "" || !cookie.Secure || cookie.Path != "/" || cookie.Domain != "" || !cookie.HttpOnly {
+		t.Fatalf("login: %s, cookie set %v, Secure %v, Path %q, Domain %q", r.code(), cookie != nil, cookie != nil && cookie.Secure, cookieAttr(cookie, "path"), cookieAttr(cookie, "domain"))
+	}
+	if r, next := p.postCookie(t, name, refreshQ, nil, cookie, http.Header{"X-Requested-With": {"fetch"}}); r.code() != "OK" || next == nil || next.Path != "/" {
+		t.Fatalf("refresh with the __Host- cookie: %s, Path %q", r.code(), cookieAttr(next, "path"))
+	}
+
+	for variable, value := range map[string]string{
+		"REFRESH_TOKEN_COOKIE_DOMAIN": "shop.example",
+		"REFRESH_TOKEN_COOKIE_PATH":   "/graphql",
+	} {
+		out := failsToStart(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name, variable: value}))
+		if !strings.Contains(out, variable) || !strings.Contains(out, "__Host-") {
+			t.Errorf("%s=%s with a __Host- name: the refusal does not name the variable and the prefix:\n%s", variable, value, out)
+		}
+	}
+	out := failsToStart(t, map[string]string{"APP_ENV": "development", "REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name, "REFRESH_TOKEN_COOKIE_SECURE": "false"})
+	if !strings.Contains(out, "REFRESH_TOKEN_COOKIE_SECURE") {
+		t.Errorf("a __Host- cookie without Secure: the refusal does not name REFRESH_TOKEN_COOKIE_SECURE:\n%s", out)
 	}
 }
 

@@ -435,10 +435,15 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	c.Cookie = Cookie{
 		Enabled: r.boolean("REFRESH_TOKEN_COOKIE", false),
 		Name:    r.str("REFRESH_TOKEN_COOKIE_NAME", "meshauth_refresh"),
-		Path:    r.str("REFRESH_TOKEN_COOKIE_PATH", "/graphql"),
 		Domain:  r.str("REFRESH_TOKEN_COOKIE_DOMAIN", ""),
 		Secure:  r.boolean("REFRESH_TOKEN_COOKIE_SECURE", true),
 	}
+	defPath := "/graphql"
+	if hasPrefixFold(c.Cookie.Name, hostPrefix) {
+		defPath = "/" // the only path a __Host- cookie may have
+	}
+	c.Cookie.Path = r.str("REFRESH_TOKEN_COOKIE_PATH", defPath)
+	checkCookiePrefix(r, c.Cookie)
 	switch r.oneOf("REFRESH_TOKEN_COOKIE_SAMESITE", "Strict", "Strict", "Lax", "None") {
 	case "Strict":
 		c.Cookie.SameSite = http.SameSiteStrictMode
@@ -460,6 +465,46 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
 	}
 	return c, nil
+}
+
+// Cookie name prefixes that browsers enforce (RFC 6265bis section 4.1.3):
+// a __Secure- cookie must be Secure; a __Host- cookie must be Secure, have
+// Path=/ and no Domain, so that it is bound to the exact host and no sibling
+// subdomain can set or shadow it. Browsers match them in any case.
+const (
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
+)
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// checkCookiePrefix refuses cookie settings a browser would drop the
+// cookie for, given its name's prefix: every customer would be logged out
+// without a word.
+func checkCookiePrefix(r *reader, c Cookie) {
+	prefix := ""
+	switch {
+	case hasPrefixFold(c.Name, hostPrefix):
+		prefix = hostPrefix
+	case hasPrefixFold(c.Name, securePrefix):
+		prefix = securePrefix
+	default:
+		return
+	}
+	if !c.Secure {
+		r.fail("REFRESH_TOKEN_COOKIE_SECURE must be true with a %s cookie name (REFRESH_TOKEN_COOKIE_NAME): browsers refuse the cookie otherwise", prefix)
+	}
+	if prefix != hostPrefix {
+		return
+	}
+	if c.Path != "/" {
+		r.fail("REFRESH_TOKEN_COOKIE_PATH must be / (or unset) with a __Host- cookie name (REFRESH_TOKEN_COOKIE_NAME): browsers refuse the cookie otherwise")
+	}
+	if c.Domain != "" {
+		r.fail("REFRESH_TOKEN_COOKIE_DOMAIN must be empty with a __Host- cookie name (REFRESH_TOKEN_COOKIE_NAME): such a cookie is bound to the exact host, and browsers refuse it with a Domain")
+	}
 }
 
 func readLogin(r *reader, c *Config, dev bool) {

@@ -655,6 +655,62 @@ func TestEnsureDevSecretsReadsExistingFile(t *testing.T) {
 // TestTrustedProxies: behind a gateway on a private network the client's own
 // address counts, so the default trusts loopback and private ranges; none
 // trusts no proxy; a list replaces the default.
+// TestLoadCookiePrefixes: a __Host- cookie name (the cookie bound to the
+// exact host) defaults to Path=/ and is refused unless Secure, with Path=/
+// and without a Domain; a __Secure- name is refused unless Secure. Browsers
+// drop such cookies otherwise, which would log every customer out silently.
+func TestLoadCookiePrefixes(t *testing.T) {
+	dev := env{"APP_ENV": "development", "REFRESH_TOKEN_COOKIE": "true"}
+	cookie := production.with("REFRESH_TOKEN_COOKIE", "true")
+	tests := []struct {
+		name string
+		env  env
+		want config.Cookie
+		// problems names the variable of each expected problem.
+		problems []string
+	}{
+		{"__Host- defaults to Path=/", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-meshauth_refresh"),
+			config.Cookie{Enabled: true, Name: "__Host-meshauth_refresh", Path: "/", Secure: true, SameSite: http.SameSiteStrictMode}, nil},
+		{"__Host- with Path=/ set", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_PATH", "/", "REFRESH_TOKEN_COOKIE_SAMESITE", "Lax"),
+			config.Cookie{Enabled: true, Name: "__Host-sid", Path: "/", Secure: true, SameSite: http.SameSiteLaxMode}, nil},
+		{"__Secure- keeps the path", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Secure-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"),
+			config.Cookie{Enabled: true, Name: "__Secure-sid", Path: "/graphql", Domain: "shop.example", Secure: true, SameSite: http.SameSiteStrictMode}, nil},
+		{"__Host- with another path", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_PATH", "/graphql"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_PATH"}},
+		{"__Host- with a domain", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__host- in any case", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__host-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__Host- without Secure", dev.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_SECURE", "false", "REFRESH_TOKEN_COOKIE_PATH", "/x", "REFRESH_TOKEN_COOKIE_DOMAIN", "localhost"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_SECURE", "REFRESH_TOKEN_COOKIE_PATH", "REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__Secure- without Secure", dev.with("REFRESH_TOKEN_COOKIE_NAME", "__Secure-sid", "REFRESH_TOKEN_COOKIE_SECURE", "false"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_SECURE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Load(tt.env.get)
+			if tt.problems == nil {
+				if err != nil || !reflect.DeepEqual(got.Cookie, tt.want) {
+					t.Fatalf("Cookie %+v, err %v; want %+v", got.Cookie, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			lines := problems(err)
+			if len(lines) != len(tt.problems) {
+				t.Fatalf("%d problems, want %d:\n%v", len(lines), len(tt.problems), err)
+			}
+			for i, v := range tt.problems {
+				if !strings.HasPrefix(lines[i], "  "+v) || !strings.Contains(lines[i], "__Host-") && !strings.Contains(lines[i], "__Secure-") {
+					t.Errorf("problem %d %q, want one that names %s and the prefix", i, lines[i], v)
+				}
+			}
+		})
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	for value, want := range map[string][]netip.Prefix{
 		"":                         config.DefaultTrustedProxies,
