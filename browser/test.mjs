@@ -226,7 +226,7 @@ try {
     }
   });
 
-  await check('a script that asks for refresh_token gets null: the token is in the cookie alone', async () => {
+  await check('a script that asks for refresh_token gets null (the token is in the cookie alone), in an answer no cache keeps', async () => {
     const answer = await first.evaluate(async (csrf) => {
       const res = await fetch('/graphql', {
         method: 'POST',
@@ -234,11 +234,12 @@ try {
         headers: { 'Content-Type': 'application/json', 'X-Requested-With': csrf },
         body: JSON.stringify({ query: 'mutation { refreshCustomerToken { token refresh_token } }' }),
       });
-      return { status: res.status, body: await res.json() };
+      return { status: res.status, cacheControl: res.headers.get('cache-control'), body: await res.json() };
     }, 'probe');
     const t = answer.body?.data?.refreshCustomerToken;
     assert(t && t.token, `refresh: ${show(answer)}`);
     assert(t.refresh_token === null, 'the body carries the refresh token');
+    assert(answer.cacheControl === 'no-store', `Cache-Control ${answer.cacheControl}, want no-store`);
     const c = await refreshCookie();
     assert(c && c.value, 'the refresh cookie is gone');
   });

@@ -56,7 +56,7 @@ func NewHandler(o Options) http.Handler {
 	known.DevTools = true
 	srv := handler.New(validated{ExecutableSchema: exec, schema: known.Schema()})
 	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(queriesOverGET{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(unsupported{})
 	if o.Introspection {

@@ -463,6 +463,9 @@ func TestBinaryCookieMode(t *testing.T) {
 	if tk := r.tokens(t, "generateCustomerToken"); tk.RefreshToken != nil {
 		t.Fatal("the login body carries the refresh token")
 	}
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("login answer: Cache-Control %q, want no-store", cc)
+	}
 	if r, _ := send(refreshQ, nil, cookie, nil); r.code() != "BAD_USER_INPUT" {
 		t.Fatalf("cookie without the CSRF header: %s", r.code())
 	}
