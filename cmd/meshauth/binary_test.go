@@ -119,7 +119,12 @@ func startBinary(t *testing.T, env map[string]string) *process {
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{url: "http://127.0.0.1:" + port, logs: &syncBuffer{}}
+	// Reached on loopback unless LISTEN_ADDR names one address.
+	host := "127.0.0.1"
+	if a := vars["LISTEN_ADDR"]; a != "" && a != "0.0.0.0" && a != "::" {
+		host = a
+	}
+	p := &process{url: "http://" + net.JoinHostPort(host, port), logs: &syncBuffer{}}
 	if m := vars["METRICS_ADDR"]; m != "" && m != "off" {
 		p.metrics = "http://" + m
 	}
@@ -516,6 +521,106 @@ func TestBinaryHostPrefixCookie(t *testing.T) {
 	if !strings.Contains(out, "REFRESH_TOKEN_COOKIE_SECURE") {
 		t.Errorf("a __Host- cookie without Secure: the refusal does not name REFRESH_TOKEN_COOKIE_SECURE:\n%s", out)
 	}
+}
+
+// otherAddress is an address of this machine other than loopback that a
+// server can listen on, or "" when it has none.
+func otherAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort(ipnet.IP.String(), "0")); err == nil {
+			l.Close()
+			return ipnet.IP.String()
+		}
+	}
+	return ""
+}
+
+// reachable reports whether the service answers /healthz at host:port.
+func reachable(host, port string) bool {
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// TestBinaryListenAddr: in development, where the session tools and
+// GraphiQL answer without credentials, the binary listens on loopback only
+// unless LISTEN_ADDR says otherwise; elsewhere on every interface.
+// LISTEN_ADDR=0.0.0.0 listens on every interface, an address on that one
+// alone (and meshauth healthcheck follows it). The address is logged.
+func TestBinaryListenAddr(t *testing.T) {
+	other := otherAddress(t)
+	if other == "" {
+		t.Log("this machine has no address besides loopback: only the logged listen address is checked")
+	}
+	portOf := func(p *process) string {
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.url, "http://"))
+		return port
+	}
+	dev := map[string]string{"APP_ENV": "development"}
+
+	t.Run("development listens on loopback", func(t *testing.T) {
+		p := startBinary(t, dev)
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), "addr=127.0.0.1:"+port) {
+			t.Errorf("the log does not name 127.0.0.1:%s:\n%s", port, p.logs)
+		}
+		if other != "" && reachable(other, port) {
+			t.Errorf("reachable on %s: the development tools are open to the network", other)
+		}
+	})
+	t.Run("LISTEN_ADDR=0.0.0.0 listens on every interface", func(t *testing.T) {
+		p := startBinary(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": "0.0.0.0"})
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), "addr=[::]:"+port) && !strings.Contains(p.logs.String(), "addr=0.0.0.0:"+port) {
+			t.Errorf("the log does not name every interface:\n%s", p.logs)
+		}
+		if other != "" && !reachable(other, port) {
+			t.Errorf("not reachable on %s", other)
+		}
+	})
+	t.Run("production listens on every interface", func(t *testing.T) {
+		p := startBinary(t, production(t, nil))
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), `"addr":"[::]:`+port+`"`) && !strings.Contains(p.logs.String(), `"addr":"0.0.0.0:`+port+`"`) {
+			t.Errorf("the log does not name every interface:\n%s", p.logs)
+		}
+		if other != "" && !reachable(other, port) {
+			t.Errorf("not reachable on %s", other)
+		}
+	})
+	if other != "" {
+		t.Run("LISTEN_ADDR names one address", func(t *testing.T) {
+			p := startBinary(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": other})
+			port := portOf(p)
+			if reachable("127.0.0.1", port) {
+				t.Error("reachable on loopback")
+			}
+			cmd := exec.Command(binary, "healthcheck")
+			cmd.Env = []string{"PORT=" + port, "LISTEN_ADDR=" + other}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("meshauth healthcheck: %v\n%s", err, out)
+			}
+		})
+	}
+	t.Run("a port in LISTEN_ADDR is refused", func(t *testing.T) {
+		out := failsToStart(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": "127.0.0.1:4000"})
+		if !strings.Contains(out, "LISTEN_ADDR") || !strings.Contains(out, "PORT") {
+			t.Errorf("the refusal does not explain LISTEN_ADDR and PORT:\n%s", out)
+		}
+	})
 }
 
 // TestBinaryEdDSAAndMetrics: with JWT_ALGORITHM=EdDSA another service

@@ -31,9 +31,12 @@ const (
 
 // Config is the whole configuration.
 type Config struct {
-	Env     string
-	Port    int
-	DataDir string
+	Env string
+	// ListenAddr is the host or IP address the service listens on
+	// (LISTEN_ADDR): loopback in development, every interface otherwise.
+	ListenAddr string
+	Port       int
+	DataDir    string
 
 	Store string // embedded | dynamodb | memory
 	// Legacy is set when sessions of the GraphQL Mesh auth module continue.
@@ -168,7 +171,7 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 
 // Variables lists every environment variable Load reads.
 var Variables = []string{
-	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
+	"APP_ENV", "LISTEN_ADDR", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", "LEGACY_DYNAMO_DB_AUTH_TABLE",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
@@ -304,6 +307,56 @@ func (r *reader) prefixes(name string) []netip.Prefix {
 	return out
 }
 
+// Listen addresses: every interface, and loopback.
+const (
+	AllInterfaces = "0.0.0.0"
+	Loopback      = "127.0.0.1"
+)
+
+// listenAddr reads the host or IP address to listen on. Unset, it is
+// loopback in development, whose session tools and GraphiQL answer without
+// credentials, and every interface otherwise. 0.0.0.0 and :: both mean
+// every interface, IPv4 and IPv6 alike (Go's net.Listen).
+func (r *reader) listenAddr(name string, dev bool) string {
+	def := AllInterfaces
+	if dev {
+		def = Loopback
+	}
+	v := r.str(name, def)
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		v = v[1 : len(v)-1]
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		if a.Zone() != "" {
+			return v
+		}
+		return a.String()
+	}
+	if !validHostName(v) {
+		r.fail("%s must be a host name or an IP address without a port, such as 127.0.0.1, 0.0.0.0 or :: (PORT is the port)", name)
+		return def
+	}
+	return v
+}
+
+// validHostName reports whether s is a DNS host name (RFC 1123 section 2.1).
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // windows reads login-limit windows, "MAX/DURATION" separated by commas
 // ("5/1m,20/1h"); "off" means none.
 func (r *reader) windows(name, def string) []auth.Window {
@@ -336,6 +389,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	var c Config
 	c.Env = r.oneOf("APP_ENV", EnvProduction, EnvDevelopment, EnvStaging, EnvProduction)
 	dev := c.Development()
+	c.ListenAddr = r.listenAddr("LISTEN_ADDR", dev)
 	c.Port = r.integer("PORT", 4000, 1, 65535)
 	c.DataDir = r.str("DATA_DIR", "./data")
 

@@ -88,7 +88,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Config{
-		Env: "development", Port: 4000, DataDir: "./data",
+		Env: "development", ListenAddr: "127.0.0.1", Port: 4000, DataDir: "./data",
 		Store: "embedded", Dynamo: config.Dynamo{CallTimeout: 2 * time.Second}, LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens: config.IDTokens{RequireVerifiedEmail: true},
@@ -123,7 +123,7 @@ func TestLoadDefaultEnvIsProduction(t *testing.T) {
 
 func TestLoadExplicitValues(t *testing.T) {
 	e := production.with(
-		"APP_ENV", "staging", "PORT", " 8080 ", "DATA_DIR", "/var/lib/meshauth",
+		"APP_ENV", "staging", "LISTEN_ADDR", "10.0.0.7", "PORT", " 8080 ", "DATA_DIR", "/var/lib/meshauth",
 		"LOG_LEVEL", "debug", "LOG_FORMAT", "text", "GRAPHQL_INTROSPECTION", "true",
 		"STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "sessions", "DYNAMO_DB_REGION", "eu-west-1",
 		"DYNAMO_DB_ENDPOINT", "http://localhost:8000", "DYNAMO_DB_CREATE_TABLE", "1",
@@ -137,7 +137,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Config{
-		Env: "staging", Port: 8080, DataDir: "/var/lib/meshauth",
+		Env: "staging", ListenAddr: "10.0.0.7", Port: 8080, DataDir: "/var/lib/meshauth",
 		Store:         "dynamodb",
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true, CallTimeout: 2 * time.Second},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
@@ -655,6 +655,40 @@ func TestEnsureDevSecretsReadsExistingFile(t *testing.T) {
 // TestTrustedProxies: behind a gateway on a private network the client's own
 // address counts, so the default trusts loopback and private ranges; none
 // trusts no proxy; a list replaces the default.
+// TestLoadListenAddr: LISTEN_ADDR is a host or an IP address; unset, it is
+// loopback in development (whose tools answer without credentials) and
+// every interface elsewhere. A port in it is refused: PORT is the port.
+func TestLoadListenAddr(t *testing.T) {
+	dev := env{"APP_ENV": "development"}
+	for _, tc := range []struct {
+		name string
+		env  env
+		want string
+	}{
+		{"development default", dev, "127.0.0.1"},
+		{"production default", production, "0.0.0.0"},
+		{"staging default", production.with("APP_ENV", "staging"), "0.0.0.0"},
+		{"every interface in development", dev.with("LISTEN_ADDR", "0.0.0.0"), "0.0.0.0"},
+		{"IPv6 every interface", production.with("LISTEN_ADDR", "::"), "::"},
+		{"IPv6 loopback in brackets", production.with("LISTEN_ADDR", "[::1]"), "::1"},
+		{"one address", production.with("LISTEN_ADDR", " 10.0.0.7 "), "10.0.0.7"},
+		{"a host name", dev.with("LISTEN_ADDR", "localhost"), "localhost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := config.Load(tc.env.get)
+			if err != nil || got.ListenAddr != tc.want {
+				t.Errorf("ListenAddr %q, err %v; want %q", got.ListenAddr, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"127.0.0.1:4000", ":4000", "[::1]:4000", "http://localhost", "a b", "-x"} {
+		_, err := config.Load(dev.with("LISTEN_ADDR", bad).get)
+		if err == nil || !strings.Contains(err.Error(), "LISTEN_ADDR") || !strings.Contains(err.Error(), "PORT") {
+			t.Errorf("LISTEN_ADDR=%q: %v", bad, err)
+		}
+	}
+}
+
 // TestLoadCookiePrefixes: a __Host- cookie name (the cookie bound to the
 // exact host) defaults to Path=/ and is refused unless Secure, with Path=/
 // and without a Domain; a __Secure- name is refused unless Secure. Browsers
