@@ -11,7 +11,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/meshauth ./cmd/mes
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/meshauth /meshauth
 COPY --from=build --chown=nonroot:nonroot /out/data /data
-ENV DATA_DIR=/data PORT=4000
+# Every interface inside the container, whatever APP_ENV says: development
+# alone would mean loopback, which no published port reaches.
+ENV DATA_DIR=/data PORT=4000 LISTEN_ADDR=0.0.0.0
 EXPOSE 4000
 USER nonroot:nonroot
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/meshauth", "healthcheck"]

@@ -223,7 +223,7 @@ func (s *Service) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve listens on PORT (and METRICS_ADDR) and serves until ctx is done or
+// Serve listens on LISTEN_ADDR and PORT (and METRICS_ADDR) and serves until ctx is done or
 // the process receives SIGINT or SIGTERM. Then it stops accepting
 // connections and lets requests in flight finish (up to 10 s).
 func (s *Service) Serve(ctx context.Context) error {
@@ -234,12 +234,15 @@ func (s *Service) Serve(ctx context.Context) error {
 		ReadHeader: cfg.HTTP.ReadHeaderTimeout, Read: cfg.HTTP.ReadTimeout,
 		Write: cfg.HTTP.WriteTimeout, Idle: cfg.HTTP.IdleTimeout,
 	}
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
 	srv := server.New(ln.Addr().String(), s.handler, log, timeouts)
 	log.Info("meshauth listening", "addr", ln.Addr().String(), "version", s.version)
+	if cfg.Development() && cfg.ListenAddr == config.Loopback {
+		log.Info("development: listening on loopback only, so the development tools stay off the network; LISTEN_ADDR=0.0.0.0 listens on every interface")
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if s.metrics != nil {

@@ -226,6 +226,24 @@ try {
     }
   });
 
+  await check('a script that asks for refresh_token gets null (the token is in the cookie alone), in an answer no cache keeps', async () => {
+    const answer = await first.evaluate(async (csrf) => {
+      const res = await fetch('/graphql', {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'Content-Type': 'application/json', 'X-Requested-With': csrf },
+        body: JSON.stringify({ query: 'mutation { refreshCustomerToken { token refresh_token } }' }),
+      });
+      return { status: res.status, cacheControl: res.headers.get('cache-control'), body: await res.json() };
+    }, 'probe');
+    const t = answer.body?.data?.refreshCustomerToken;
+    assert(t && t.token, `refresh: ${show(answer)}`);
+    assert(t.refresh_token === null, 'the body carries the refresh token');
+    assert(answer.cacheControl === 'no-store', `Cache-Control ${answer.cacheControl}, want no-store`);
+    const c = await refreshCookie();
+    assert(c && c.value, 'the refresh cookie is gone');
+  });
+
   if (!sid) throw new Error('no session to test with: the login failed');
 
   const tabs = [];
@@ -322,13 +340,14 @@ try {
     assert(await tabs[1].getByTestId('login-form').isVisible(), 'no login form');
   });
 
-  await check('the last refresh token, put back as the cookie, is refused with INVALID_REFRESH_TOKEN: the session ended server-side', async () => {
+  await check('the last refresh token, put back as the cookie, is refused with INVALID_REFRESH_TOKEN (the session ended server-side) and the cookie cleared', async () => {
     assert(stale, 'no cookie was captured before the logout');
     await context.addCookies([stale]);
     try {
       const r = await refreshIn(tabs[2]);
       assert(!r.ok && r.code === 'INVALID_REFRESH_TOKEN', show(r));
       assert(!(await stateOf(tabs[2])).signedIn, 'tab C is still signed in');
+      assert(!(await refreshCookie()), 'meshauth did not clear the dead cookie');
     } finally {
       await context.clearCookies({ name: cookieName });
     }

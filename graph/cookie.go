@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/meshauth/meshauth/graph/model"
 	"github.com/meshauth/meshauth/internal/auth"
 	"github.com/meshauth/meshauth/internal/config"
 )
@@ -33,28 +34,50 @@ func WithHTTP(ctx context.Context, w http.ResponseWriter, r *http.Request) conte
 }
 
 // refreshToken is the argument, or in cookie mode and without one, the
-// cookie's token, provided the request passes the CSRF check.
-func (c refreshCookie) refreshToken(ctx context.Context, arg *string) (string, error) {
+// cookie's token (fromCookie), provided the request passes the CSRF check.
+func (c refreshCookie) refreshToken(ctx context.Context, arg *string) (token string, fromCookie bool, err error) {
 	if arg != nil && *arg != "" {
-		return *arg, nil
+		return *arg, false, nil
 	}
 	x, ok := ctx.Value(httpKey{}).(exchange)
 	if !c.Enabled || !ok {
-		return "", nil // the service answers "refresh_token is required"
+		return "", false, nil // the service answers "refresh_token is required"
 	}
 	cookie, err := x.r.Cookie(c.Name)
 	if err != nil || cookie.Value == "" {
-		return "", nil
+		return "", false, nil
 	}
 	if x.r.Header.Get(CSRFHeader) == "" {
-		return "", &auth.Error{Code: auth.CodeBadUserInput, Detail: "A request that relies on the refresh-token cookie must send the " + CSRFHeader + " header."}
+		return "", false, &auth.Error{Code: auth.CodeBadUserInput, Detail: "A request that relies on the refresh-token cookie must send the " + CSRFHeader + " header."}
 	}
-	return cookie.Value, nil
+	return cookie.Value, true, nil
 }
 
-// set puts a freshly issued refresh token in the cookie, in cookie mode.
-func (c refreshCookie) set(ctx context.Context, t auth.Tokens) {
-	c.write(ctx, t.Refresh, t.RefreshExpiresAt)
+// issue is what a client receives of freshly issued tokens. In cookie mode
+// the refresh token goes in the cookie and nowhere else: the body's
+// refresh_token is null, so no script, an injected one included, can read
+// it. Otherwise the body carries both tokens.
+func (c refreshCookie) issue(ctx context.Context, t auth.Tokens) *model.CustomerToken {
+	out := customerToken(t)
+	if c.Enabled {
+		c.write(ctx, t.Refresh, t.RefreshExpiresAt)
+		out.RefreshToken = nil
+	}
+	return out
+}
+
+// refused clears the cookie when a refresh with the cookie's token failed
+// because that token can never work again (invalid, reused, or its session
+// expired): the browser stops presenting it. Other failures (the store
+// unreachable, say) keep it, so a retry may succeed.
+func (c refreshCookie) refused(ctx context.Context, fromCookie bool, err error) {
+	if !fromCookie {
+		return
+	}
+	switch auth.CodeOf(err) {
+	case auth.CodeInvalidRefreshToken, auth.CodeRefreshTokenReused, auth.CodeSessionExpired:
+		c.clear(ctx)
+	}
 }
 
 // clear removes the cookie, in cookie mode.

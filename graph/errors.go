@@ -2,10 +2,12 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -36,11 +38,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			// A transport error: gqlgen's message may quote the request body,
 			// and with it a password, so it is replaced.
-			msg := "The request is not a valid GraphQL request."
-			if strings.Contains(gqlErr.Message, "request body too large") {
-				msg = "The request body is too large."
-			}
-			return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(auth.CodeBadUserInput), "category": auth.Codes[auth.CodeBadUserInput].Category}}
+			return &gqlerror.Error{Message: "The request is not a valid GraphQL request.", Extensions: map[string]any{"code": string(auth.CodeBadUserInput), "category": auth.Codes[auth.CodeBadUserInput].Category}}
 		}
 		e, ok := errors.AsType[*auth.Error](err)
 		switch {
@@ -55,17 +53,8 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if e.Cause != nil {
 			logFailure(ctx, log, e)
 		}
-		out := &gqlerror.Error{
-			Message:    e.Message(),
-			Path:       graphql.GetPath(ctx),
-			Extensions: map[string]any{"code": string(e.Code)},
-		}
-		if cat := auth.Codes[e.Code].Category; cat != "" {
-			out.Extensions["category"] = cat
-		}
-		if e.RetryAfter > 0 {
-			out.Extensions["retry_after"] = int64(math.Ceil(e.RetryAfter.Seconds()))
-		}
+		out := present(e)
+		out.Path = graphql.GetPath(ctx)
 		return out
 	}
 }
@@ -98,6 +87,35 @@ func underEntities(ctx context.Context) bool {
 	}
 	name, ok := path[0].(ast.PathName)
 	return ok && name == "_entities"
+}
+
+// present is what a client sees of e: its fixed message and detail, its
+// code and category, and retry_after with RATE_LIMITED.
+func present(e *auth.Error) *gqlerror.Error {
+	out := &gqlerror.Error{
+		Message:    e.Message(),
+		Extensions: map[string]any{"code": string(e.Code)},
+	}
+	if cat := auth.Codes[e.Code].Category; cat != "" {
+		out.Extensions["category"] = cat
+	}
+	if e.RetryAfter > 0 {
+		out.Extensions["retry_after"] = int64(math.Ceil(e.RetryAfter.Seconds()))
+	}
+	return out
+}
+
+// WriteError answers a request refused before GraphQL runs (a body over the
+// limit, a mutation sent as GET) with status and e, shown as the error
+// presenter shows errors. e must carry no cause: nothing is logged.
+func WriteError(w http.ResponseWriter, status int, e *auth.Error) {
+	body, err := json.Marshal(graphql.Response{Errors: gqlerror.List{present(e)}})
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"errors":[{"message":"An internal error occurred.","extensions":{"code":"INTERNAL"}}]}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // Recover turns a panic in a resolver into an INTERNAL error; the panic value

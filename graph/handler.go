@@ -62,7 +62,7 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	known.DevTools = true
 	srv := handler.New(validated{ExecutableSchema: exec, schema: known.Schema()})
 	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(queriesOverGET{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(unsupported{})
 	if o.Introspection {

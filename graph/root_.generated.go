@@ -617,7 +617,9 @@ type Mutation {
   refresh token (with a fresh access token).
   Presenting it later, or any older token, revokes the session (REFRESH_TOKEN_REUSED).
   With REFRESH_TOKEN_COOKIE on, refresh_token may be omitted: the HttpOnly
-  cookie is read instead (the request must carry X-Requested-With).
+  cookie is read instead (the request must carry X-Requested-With), and a
+  refusal that ends the cookie's token (INVALID_REFRESH_TOKEN,
+  REFRESH_TOKEN_REUSED, SESSION_EXPIRED) clears the cookie.
   """
   refreshCustomerToken(refresh_token: String): CustomerToken
   """
@@ -692,7 +694,10 @@ type CustomerSession {
 type CustomerToken {
   "The access token: a JWT to send as Authorization: Bearer <token>."
   token: String
-  "The refresh token: opaque; send it to refreshCustomerToken before the access token expires."
+  """
+  The refresh token: opaque; send it to refreshCustomerToken before the access token expires.
+  Null with REFRESH_TOKEN_COOKIE on: the token is in the HttpOnly cookie only.
+  """
   refresh_token: String
   "When the access token expires."
   token_expires_at: String

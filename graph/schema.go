@@ -110,6 +110,9 @@ func PublicSchema(s Surface) graphql.FieldMiddleware {
 		switch {
 		case fc.Object == "_Service" && fc.Field.Name == "sdl":
 			return sdl, nil
+		case fc.Object == "Query" && fc.Field.Name == "_service" && graphql.GetOperationContext(ctx).DisableIntrospection:
+			// FederationSDL lets _service through only on its own.
+			return nil, &auth.Error{Code: auth.CodeBadUserInput, Detail: "With introspection off, _service { sdl } is served to an operation that selects nothing else (__typename aside): send it on its own."}
 		case fc.Object == "Query" && (fc.Field.Name == "__schema" || fc.Field.Name == "__type"):
 			if graphql.GetOperationContext(ctx).DisableIntrospection {
 				return nil, &auth.Error{Code: auth.CodeForbidden, Detail: "Introspection is disabled."}
@@ -142,12 +145,39 @@ func (FederationSDL) MutateOperationContext(_ context.Context, rc *graphql.Opera
 	if rc.Operation == nil || rc.Operation.Operation != ast.Query {
 		return nil
 	}
-	for _, sel := range rc.Operation.SelectionSet {
-		f, ok := sel.(*ast.Field)
-		if !ok || (f.Name != "_service" && f.Name != "__typename") {
-			return nil
+	if onlyService(rc.Operation.SelectionSet, map[string]bool{}) {
+		rc.DisableIntrospection = false
+	}
+	return nil
+}
+
+// onlyService reports whether a root selection set, its fragments
+// included, selects nothing but _service and __typename. Each named
+// fragment is looked at once (seen), so fragments that spread others
+// several times cost no more than the document's size; validation has
+// already refused fragment cycles.
+func onlyService(set ast.SelectionSet, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name != "_service" && s.Name != "__typename" {
+				return false
+			}
+		case *ast.InlineFragment:
+			if !onlyService(s.SelectionSet, seen) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			if seen[s.Name] {
+				continue // looked at already, and found to select only these
+			}
+			seen[s.Name] = true
+			if s.Definition == nil || !onlyService(s.Definition.SelectionSet, seen) {
+				return false
+			}
+		default:
+			return false
 		}
 	}
-	rc.DisableIntrospection = false
-	return nil
+	return true
 }

@@ -18,27 +18,26 @@ func (r *mutationResolver) GenerateCustomerToken(ctx context.Context, email stri
 	if err != nil {
 		return nil, err
 	}
-	r.cookie.set(ctx, t)
-	return customerToken(t), nil
+	return r.cookie.issue(ctx, t), nil
 }
 
 // RefreshCustomerToken is the resolver for the refreshCustomerToken field.
 func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToken *string) (*model.CustomerToken, error) {
-	rt, err := r.cookie.refreshToken(ctx, refreshToken)
+	rt, fromCookie, err := r.cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
 	t, err := r.auth.Refresh(ctx, rt)
 	if err != nil {
+		r.cookie.refused(ctx, fromCookie, err)
 		return nil, err
 	}
-	r.cookie.set(ctx, t)
-	return customerToken(t), nil
+	return r.cookie.issue(ctx, t), nil
 }
 
 // RevokeCustomerToken is the resolver for the revokeCustomerToken field.
 func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken *string) (*model.RevokeCustomerTokenOutput, error) {
-	rt, err := r.cookie.refreshToken(ctx, refreshToken)
+	rt, _, err := r.cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
@@ -55,8 +54,7 @@ func (r *mutationResolver) ExchangeIdentityToken(ctx context.Context, idToken st
 	if err != nil {
 		return nil, err
 	}
-	r.cookie.set(ctx, t)
-	return customerToken(t), nil
+	return r.cookie.issue(ctx, t), nil
 }
 
 // RevokeCustomerSessions is the resolver for the revokeCustomerSessions field.

@@ -119,7 +119,12 @@ func startBinary(t *testing.T, env map[string]string) *process {
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{url: "http://127.0.0.1:" + port, logs: &syncBuffer{}}
+	// Reached on loopback unless LISTEN_ADDR names one address.
+	host := "127.0.0.1"
+	if a := vars["LISTEN_ADDR"]; a != "" && a != "0.0.0.0" && a != "::" {
+		host = a
+	}
+	p := &process{url: "http://" + net.JoinHostPort(host, port), logs: &syncBuffer{}}
 	if m := vars["METRICS_ADDR"]; m != "" && m != "off" {
 		p.metrics = "http://" + m
 	}
@@ -377,124 +382,245 @@ func TestBinaryExchange(t *testing.T) {
 	}
 }
 
-// refusedStart runs the binary with env and only env (PORT and DATA_DIR
-// are chosen here unless env sets them) and returns what it printed,
-// failing unless it exits with an error before serving.
-func refusedStart(t *testing.T, env map[string]string) string {
+// postCookie posts query with the cookie (when set) and the header, and
+// returns the answer and the cookie called name that the answer sets.
+func (p *process) postCookie(t *testing.T, name, query string, vars map[string]any, cookie *http.Cookie, header http.Header) (gqlResponse, *http.Cookie) {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	vars := map[string]string{"PORT": port, "DATA_DIR": t.TempDir()}
-	for k, v := range env {
-		vars[k] = v
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
 	}
-	cmd := exec.Command(binary)
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	if cookie != nil {
+		req.AddCookie(cookie)
 	}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			if err == nil {
-				t.Fatalf("the binary exited cleanly; want a refused start\n%s", out)
-			}
-			return out.String()
-		case <-time.After(25 * time.Millisecond):
-		}
-		res, err := http.Get("http://127.0.0.1:" + vars["PORT"] + "/healthz")
-		if err == nil {
-			res.Body.Close()
-		}
-		if err == nil || time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("the binary started; want a refused start\n%s", out)
-		}
-	}
-}
-
-// TestBinaryRefusesUnsafeStarts: configurations that would run with a weak
-// or shared secret, or fetch ID-token keys over plain http in production,
-// stop the binary at startup, with a message that names the variable or
-// file and never shows a secret.
-func TestBinaryRefusesUnsafeStarts(t *testing.T) {
-	devDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(devDir, "dev-secrets.json"), []byte(`{"jwt_secret": "x", "refresh_secret": "`+binRefreshSecret+`"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		env    map[string]string
-		want   []string
-		hidden []string
-	}{
-		{"one secret for both purposes", production(t, map[string]string{"REFRESH_TOKEN_SECRET": binJWTSecret}),
-			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}, []string{binJWTSecret}},
-		{"a 1-byte secret in the development secrets file", map[string]string{"APP_ENV": "development", "DATA_DIR": devDir},
-			[]string{"dev-secrets.json", "jwt_secret", "delete"}, []string{binRefreshSecret}},
-		{"ID-token keys from a cloud metadata address", production(t, map[string]string{
-			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://169.254.169.254/latest/meta-data/", "audiences": ["shop"]}]`}),
-			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
-		{"ID-token keys from a local service", production(t, map[string]string{
-			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://127.0.0.1:6379/", "audiences": ["shop"]}]`}),
-			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out := refusedStart(t, tt.env)
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output does not mention %s:\n%s", w, out)
-				}
-			}
-			for _, h := range tt.hidden {
-				if strings.Contains(out, h) {
-					t.Errorf("output shows a secret:\n%s", out)
-				}
-			}
-		})
-	}
-}
-
-// TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
-// an HttpOnly cookie that refresh reads with the CSRF header.
-func TestBinaryCookieMode(t *testing.T) {
-	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true"}))
-	body, _ := json.Marshal(map[string]any{"query": loginQ, "variables": map[string]any{"e": "ada@example.com", "p": binPassword}})
-	res, err := http.Post(p.url+"/graphql", "application/json", bytes.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	var cookie *http.Cookie
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := gqlResponse{raw: string(raw), header: res.Header}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
+	}
+	var set *http.Cookie
 	for _, c := range res.Cookies() {
-		if c.Value != "" {
-			cookie = c
+		if c.Name == name {
+			set = c
 		}
 	}
-	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
+	return r, set
+}
+
+// cookieAttr is c's path or domain, for a failure message that must not
+// show the cookie's token.
+func cookieAttr(c *http.Cookie, attr string) string {
+	switch {
+	case c == nil:
+		return "(no cookie)"
+	case attr == "path":
+		return c.Path
+	}
+	return c.Domain
+}
+
+// failsToStart runs the binary with env and only env and returns what it
+// printed, failing the test unless it exits with an error at once.
+func failsToStart(t *testing.T, env map[string]string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"PORT=" + port, "DATA_DIR=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	done := make(chan struct{})
+	timer := time.AfterFunc(15*time.Second, func() { _ = cmd.Process.Kill(); close(done) })
+	out, err := cmd.CombinedOutput()
+	if !timer.Stop() {
+		<-done
+		t.Fatalf("the binary did not stop; it should have refused the configuration\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("the binary exited cleanly; it should have refused the configuration\n%s", out)
+	}
+	return string(out)
+}
+
+// TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in
+// an HttpOnly cookie, and only there: the body's refresh_token is null.
+// Refresh reads the cookie with the CSRF header; a refresh refused because
+// the cookie's token is dead clears the cookie.
+func TestBinaryCookieMode(t *testing.T) {
+	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_REUSE_INTERVAL_IN_SECONDS": "0"}))
+	send := func(query string, vars map[string]any, cookie *http.Cookie, header http.Header) (gqlResponse, *http.Cookie) {
+		t.Helper()
+		return p.postCookie(t, "meshauth_refresh", query, vars, cookie, header)
+	}
+	csrf := http.Header{"X-Requested-With": {"fetch"}}
+
+	r, cookie := send(loginQ, map[string]any{"e": "ada@example.com", "p": binPassword}, nil, nil)
+	if cookie == nil || cookie.Value == "" || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("login cookie: %+v", cookie)
 	}
-	send := func(header http.Header) gqlResponse {
-		h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
-		for k, v := range header {
-			h[k] = v
+	if tk := r.tokens(t, "generateCustomerToken"); tk.RefreshToken != nil {
+		t.Fatal("the login body carries the refresh token")
+	}
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("login answer: Cache-Control %q, want no-store", cc)
+	}
+	if r, _ := send(refreshQ, nil, cookie, nil); r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("cookie without the CSRF header: %s", r.code())
+	}
+	r, next := send(refreshQ, nil, cookie, csrf)
+	if tk := r.tokens(t, "refreshCustomerToken"); tk.RefreshToken != nil {
+		t.Fatal("the refresh body carries the refresh token")
+	}
+	if next == nil || next.Value == "" || next.Value == cookie.Value {
+		t.Fatalf("refresh cookie: %+v", next)
+	}
+
+	// The first cookie again: reuse. The session ends and the cookie is cleared.
+	r, cleared := send(refreshQ, nil, cookie, csrf)
+	if r.code() != "REFRESH_TOKEN_REUSED" || cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 {
+		t.Fatalf("reused cookie: %s, cookie %+v", r.code(), cleared)
+	}
+	r, cleared = send(refreshQ, nil, &http.Cookie{Name: "meshauth_refresh", Value: "garbage"}, csrf)
+	if r.code() != "INVALID_REFRESH_TOKEN" || cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 {
+		t.Fatalf("invalid cookie: %s, cookie %+v", r.code(), cleared)
+	}
+}
+
+// TestBinaryHostPrefixCookie: REFRESH_TOKEN_COOKIE_NAME=__Host-… names a
+// cookie bound to the exact host: Secure, Path=/ (its default path) and no
+// Domain. A configuration a browser would refuse such a cookie with is
+// refused at startup, naming the variable.
+func TestBinaryHostPrefixCookie(t *testing.T) {
+	const name = "__Host-meshauth_refresh"
+	p := startBinary(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name}))
+	r, cookie := p.postCookie(t, name, loginQ, map[string]any{"e": "ada@example.com", "p": binPassword}, nil, nil)
+	if r.code() != "OK" || cookie == nil || cookie.Value == "" || !cookie.Secure || cookie.Path != "/" || cookie.Domain != "" || !cookie.HttpOnly {
+		t.Fatalf("login: %s, cookie set %v, Secure %v, Path %q, Domain %q", r.code(), cookie != nil, cookie != nil && cookie.Secure, cookieAttr(cookie, "path"), cookieAttr(cookie, "domain"))
+	}
+	if r, next := p.postCookie(t, name, refreshQ, nil, cookie, http.Header{"X-Requested-With": {"fetch"}}); r.code() != "OK" || next == nil || next.Path != "/" {
+		t.Fatalf("refresh with the __Host- cookie: %s, Path %q", r.code(), cookieAttr(next, "path"))
+	}
+
+	for variable, value := range map[string]string{
+		"REFRESH_TOKEN_COOKIE_DOMAIN": "shop.example",
+		"REFRESH_TOKEN_COOKIE_PATH":   "/graphql",
+	} {
+		out := failsToStart(t, production(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name, variable: value}))
+		if !strings.Contains(out, variable) || !strings.Contains(out, "__Host-") {
+			t.Errorf("%s=%s with a __Host- name: the refusal does not name the variable and the prefix:\n%s", variable, value, out)
 		}
-		return p.post(t, `mutation { refreshCustomerToken { token } }`, nil, h)
 	}
-	if c := send(nil).code(); c != "BAD_USER_INPUT" {
-		t.Fatalf("cookie without the CSRF header: %s", c)
+	out := failsToStart(t, map[string]string{"APP_ENV": "development", "REFRESH_TOKEN_COOKIE": "true", "REFRESH_TOKEN_COOKIE_NAME": name, "REFRESH_TOKEN_COOKIE_SECURE": "false"})
+	if !strings.Contains(out, "REFRESH_TOKEN_COOKIE_SECURE") {
+		t.Errorf("a __Host- cookie without Secure: the refusal does not name REFRESH_TOKEN_COOKIE_SECURE:\n%s", out)
 	}
-	if c := send(http.Header{"X-Requested-With": {"fetch"}}).code(); c != "OK" {
-		t.Fatalf("cookie refresh: %s", c)
+}
+
+// otherAddress is an address of this machine other than loopback that a
+// server can listen on, or "" when it has none.
+func otherAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, a := range addrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort(ipnet.IP.String(), "0")); err == nil {
+			l.Close()
+			return ipnet.IP.String()
+		}
+	}
+	return ""
+}
+
+// reachable reports whether the service answers /healthz at host:port.
+func reachable(host, port string) bool {
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// TestBinaryListenAddr: in development, where the session tools and
+// GraphiQL answer without credentials, the binary listens on loopback only
+// unless LISTEN_ADDR says otherwise; elsewhere on every interface.
+// LISTEN_ADDR=0.0.0.0 listens on every interface, an address on that one
+// alone (and meshauth healthcheck follows it). The address is logged.
+func TestBinaryListenAddr(t *testing.T) {
+	other := otherAddress(t)
+	if other == "" {
+		t.Log("this machine has no address besides loopback: only the logged listen address is checked")
+	}
+	portOf := func(p *process) string {
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.url, "http://"))
+		return port
+	}
+	dev := map[string]string{"APP_ENV": "development"}
+
+	t.Run("development listens on loopback", func(t *testing.T) {
+		p := startBinary(t, dev)
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), "addr=127.0.0.1:"+port) {
+			t.Errorf("the log does not name 127.0.0.1:%s:\n%s", port, p.logs)
+		}
+		if other != "" && reachable(other, port) {
+			t.Errorf("reachable on %s: the development tools are open to the network", other)
+		}
+	})
+	t.Run("LISTEN_ADDR=0.0.0.0 listens on every interface", func(t *testing.T) {
+		p := startBinary(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": "0.0.0.0"})
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), "addr=[::]:"+port) && !strings.Contains(p.logs.String(), "addr=0.0.0.0:"+port) {
+			t.Errorf("the log does not name every interface:\n%s", p.logs)
+		}
+		if other != "" && !reachable(other, port) {
+			t.Errorf("not reachable on %s", other)
+		}
+	})
+	t.Run("production listens on every interface", func(t *testing.T) {
+		p := startBinary(t, production(t, nil))
+		port := portOf(p)
+		if !strings.Contains(p.logs.String(), `"addr":"[::]:`+port+`"`) && !strings.Contains(p.logs.String(), `"addr":"0.0.0.0:`+port+`"`) {
+			t.Errorf("the log does not name every interface:\n%s", p.logs)
+		}
+		if other != "" && !reachable(other, port) {
+			t.Errorf("not reachable on %s", other)
+		}
+	})
+	if other != "" {
+		t.Run("LISTEN_ADDR names one address", func(t *testing.T) {
+			p := startBinary(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": other})
+			port := portOf(p)
+			if reachable("127.0.0.1", port) {
+				t.Error("reachable on loopback")
+			}
+			cmd := exec.Command(binary, "healthcheck")
+			cmd.Env = []string{"PORT=" + port, "LISTEN_ADDR=" + other}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("meshauth healthcheck: %v\n%s", err, out)
+			}
+		})
+	}
+	t.Run("a port in LISTEN_ADDR is refused", func(t *testing.T) {
+		out := failsToStart(t, map[string]string{"APP_ENV": "development", "LISTEN_ADDR": "127.0.0.1:4000"})
+		if !strings.Contains(out, "LISTEN_ADDR") || !strings.Contains(out, "PORT") {
+			t.Errorf("the refusal does not explain LISTEN_ADDR and PORT:\n%s", out)
+		}
+	})
 }
 
 // TestBinaryEdDSAAndMetrics: with JWT_ALGORITHM=EdDSA another service
@@ -623,5 +749,91 @@ func TestBinaryLegacySessions(t *testing.T) {
 	}
 	if c := p.post(t, refreshQ, map[string]any{"t": *tk.RefreshToken}, nil).code(); c != "OK" {
 		t.Fatalf("refreshing the migrated session: %s", c)
+	}
+}
+
+// refusedStart runs the binary with env and only env (PORT and DATA_DIR
+// are chosen here unless env sets them) and returns what it printed,
+// failing unless it exits with an error before serving.
+func refusedStart(t *testing.T, env map[string]string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	vars := map[string]string{"PORT": port, "DATA_DIR": t.TempDir()}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd := exec.Command(binary)
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			if err == nil {
+				t.Fatalf("the binary exited cleanly; want a refused start\n%s", out)
+			}
+			return out.String()
+		case <-time.After(25 * time.Millisecond):
+		}
+		res, err := http.Get("http://127.0.0.1:" + vars["PORT"] + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		if err == nil || time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("the binary started; want a refused start\n%s", out)
+		}
+	}
+}
+
+// TestBinaryRefusesUnsafeStarts: configurations that would run with a weak
+// or shared secret, or fetch ID-token keys over plain http in production,
+// stop the binary at startup, with a message that names the variable or
+// file and never shows a secret.
+func TestBinaryRefusesUnsafeStarts(t *testing.T) {
+	devDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(devDir, "dev-secrets.json"), []byte(`{"jwt_secret": "x", "refresh_secret": "`+binRefreshSecret+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    map[string]string
+		want   []string
+		hidden []string
+	}{
+		{"one secret for both purposes", production(t, map[string]string{"REFRESH_TOKEN_SECRET": binJWTSecret}),
+			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET"}, []string{binJWTSecret}},
+		{"a 1-byte secret in the development secrets file", map[string]string{"APP_ENV": "development", "DATA_DIR": devDir},
+			[]string{"dev-secrets.json", "jwt_secret", "delete"}, []string{binRefreshSecret}},
+		{"ID-token keys from a cloud metadata address", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://169.254.169.254/latest/meta-data/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
+		{"ID-token keys from a local service", production(t, map[string]string{
+			"OIDC_ISSUERS": `[{"issuer": "https://id.example", "jwks_url": "http://127.0.0.1:6379/", "audiences": ["shop"]}]`}),
+			[]string{"OIDC_ISSUERS", "https"}, []string{binJWTSecret, binRefreshSecret}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := refusedStart(t, tt.env)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not mention %s:\n%s", w, out)
+				}
+			}
+			for _, h := range tt.hidden {
+				if strings.Contains(out, h) {
+					t.Errorf("output shows a secret:\n%s", out)
+				}
+			}
+		})
 	}
 }

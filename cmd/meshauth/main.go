@@ -3,16 +3,18 @@
 //	meshauth [serve]                     run the service (configured by env vars)
 //	meshauth migrate                     create the DynamoDB table (STORE=dynamodb)
 //	meshauth users add|remove|list ...   manage the static provider's users file
-//	meshauth healthcheck                 exit 0 when the local service on PORT is ready
+//	meshauth healthcheck                 exit 0 when the local service on LISTEN_ADDR and PORT is ready
 //	meshauth version                     print the version
 package main
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/meshauth/meshauth"
@@ -40,7 +42,7 @@ func main() {
 	case "users":
 		err = users(args, os.Stdin, os.Stdout)
 	case "healthcheck":
-		err = healthcheck(os.Getenv("PORT"))
+		err = healthcheck(os.Getenv("LISTEN_ADDR"), os.Getenv("PORT"))
 	case "version", "-version", "--version":
 		fmt.Println("meshauth", versionString())
 	case "help", "-h", "-help", "--help":
@@ -61,7 +63,7 @@ const usage = `Usage:
   meshauth users remove -file F -email E             remove a user
   meshauth users list -file F                        list users (emails and customer ids)
   meshauth migrate                                  create the DynamoDB table, index and TTL setting (idempotent)
-  meshauth healthcheck                              exit 0 when the local service on PORT is ready (for container health checks)
+  meshauth healthcheck                              exit 0 when the local service on LISTEN_ADDR and PORT is ready (for container health checks)
   meshauth version                                  print the version
 `
 
@@ -76,13 +78,19 @@ func versionString() string {
 }
 
 // healthcheck asks the service on this machine's port whether it is ready:
-// a health check for images without curl.
-func healthcheck(port string) error {
+// a health check for images without curl. It asks on loopback, unless
+// LISTEN_ADDR names one address other than every interface's.
+func healthcheck(listenAddr, port string) error {
 	if port == "" {
 		port = "4000"
 	}
+	host := strings.Trim(strings.TrimSpace(listenAddr), "[]")
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = "127.0.0.1"
+	}
 	c := http.Client{Timeout: 2 * time.Second}
-	res, err := c.Get("http://127.0.0.1:" + port + "/readyz")
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}

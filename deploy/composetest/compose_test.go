@@ -18,10 +18,11 @@ import (
 // .env.template live, seen from this directory.
 const root = "../.."
 
-// TestDockerCompose loads docker-compose.yml as `docker compose` would (no
-// Docker engine runs here) after `cp .env.template .env`, and checks what
-// running it depends on.
-func TestDockerCompose(t *testing.T) {
+// load loads docker-compose.yml as `docker compose` would (no Docker
+// engine runs here) after `cp .env.template .env`, with the shell's
+// environment replaced by shell.
+func load(t *testing.T, shell map[string]string) *types.Project {
+	t.Helper()
 	dir, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +32,15 @@ func TestDockerCompose(t *testing.T) {
 			t.Fatalf("repository root %s: %v", dir, err)
 		}
 	}
+	var env []string
+	for k, v := range shell {
+		env = append(env, k+"="+v)
+	}
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
 		cli.WithWorkingDirectory(dir),
 		cli.WithEnvFiles(filepath.Join(dir, ".env.template")),
 		cli.WithDotEnv,
+		cli.WithEnv(env),
 		cli.WithName("meshauth"),
 		cli.WithProfiles([]string{"admin"}),
 	)
@@ -45,6 +51,13 @@ func TestDockerCompose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}
+	return project
+}
+
+// TestDockerCompose loads docker-compose.yml and checks what running it
+// depends on.
+func TestDockerCompose(t *testing.T) {
+	project := load(t, nil)
 
 	ddb, err := project.GetService("dynamodb-local")
 	if err != nil {
@@ -75,7 +88,10 @@ func TestDockerCompose(t *testing.T) {
 		t.Error("meshauth has no health check")
 	}
 	want := map[string]string{
-		"APP_ENV": "development", "STORE": "dynamodb", "DYNAMO_DB_CREATE_TABLE": "true",
+		// The container listens on every interface inside; what the host
+		// publishes is decided by the ports (TestPublishedOnLoopback).
+		"LISTEN_ADDR": "0.0.0.0",
+		"APP_ENV":     "development", "STORE": "dynamodb", "DYNAMO_DB_CREATE_TABLE": "true",
 		"DYNAMO_DB_ENDPOINT": "http://dynamodb-local:8000", "DYNAMO_DB_REGION": "us-east-1",
 	}
 	for k, v := range want {
@@ -96,7 +112,62 @@ func TestDockerCompose(t *testing.T) {
 			env[k] = *v
 		}
 	}
-	if _, err := config.Load(func(k string) string { return env[k] }); err != nil {
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
 		t.Errorf("compose's environment is not a valid configuration: %v", err)
 	}
+	if cfg.ListenAddr != config.AllInterfaces {
+		t.Errorf("in the container meshauth listens on %s, want every interface (%s): the published port would reach nothing", cfg.ListenAddr, config.AllInterfaces)
+	}
+}
+
+// TestPublishedOnLoopback: compose runs development mode, whose session
+// tools and GraphiQL answer without credentials, and DynamoDB Local, which
+// takes any credentials: every port is published on the host's loopback
+// unless MESHAUTH_PUBLISH_ADDR says otherwise.
+func TestPublishedOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		shell map[string]string
+		want  string
+	}{
+		{"by default", nil, "127.0.0.1"},
+		{"MESHAUTH_PUBLISH_ADDR=0.0.0.0", map[string]string{"MESHAUTH_PUBLISH_ADDR": "0.0.0.0"}, "0.0.0.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			project := load(t, tc.shell)
+			published := 0
+			for _, name := range []string{"meshauth", "dynamodb-local", "dynamodb-admin"} {
+				svc, err := project.GetService(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range svc.Ports {
+					published++
+					if p.HostIP != tc.want {
+						t.Errorf("%s publishes %s on host address %q, want %s", name, p.Published, p.HostIP, tc.want)
+					}
+				}
+			}
+			if published == 0 {
+				t.Fatal("no port is published")
+			}
+		})
+	}
+}
+
+// TestDockerfileListensOnEveryInterface: the image listens on every
+// interface inside the container whatever APP_ENV says (development would
+// otherwise mean loopback, which no published port reaches).
+func TestDockerfileListensOnEveryInterface(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "ENV" && slices.Contains(fields[1:], "LISTEN_ADDR=0.0.0.0") {
+			return
+		}
+	}
+	t.Error("the Dockerfile sets no ENV LISTEN_ADDR=0.0.0.0")
 }

@@ -1,9 +1,9 @@
 // The demo storefront's whole client: no framework, no build step.
 //
 // meshauth runs in cookie mode (REFRESH_TOKEN_COOKIE=true): login and refresh
-// set the refresh token in an HttpOnly cookie, and refreshCustomerToken and
-// revokeCustomerToken without an argument read it. So this script never sees
-// a refresh token. The access token is kept in a variable of this tab, never
+// set the refresh token in an HttpOnly cookie, and only there (the body's
+// refresh_token is null), and refreshCustomerToken and revokeCustomerToken
+// without an argument read it. So this script never sees a refresh token. The access token is kept in a variable of this tab, never
 // in localStorage or sessionStorage, and a new tab gets its own by refreshing
 // with the cookie.
 "use strict";

@@ -56,6 +56,7 @@ type CustomerToken struct {
 	// The access token: a JWT to send as Authorization: Bearer <token>.
 	Token *string `json:"token,omitempty"`
 	// The refresh token: opaque; send it to refreshCustomerToken before the access token expires.
+	// Null with REFRESH_TOKEN_COOKIE on: the token is in the HttpOnly cookie only.
 	RefreshToken *string `json:"refresh_token,omitempty"`
 	// When the access token expires.
 	TokenExpiresAt *string `json:"token_expires_at,omitempty"`

@@ -33,9 +33,12 @@ const (
 
 // Config is the whole configuration.
 type Config struct {
-	Env     string
-	Port    int
-	DataDir string
+	Env string
+	// ListenAddr is the host or IP address the service listens on
+	// (LISTEN_ADDR): loopback in development, every interface otherwise.
+	ListenAddr string
+	Port       int
+	DataDir    string
 
 	Store string // embedded | dynamodb | memory
 	// Legacy is set when sessions of the GraphQL Mesh auth module continue.
@@ -170,7 +173,7 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 
 // Variables lists every environment variable Load reads.
 var Variables = []string{
-	"APP_ENV", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
+	"APP_ENV", "LISTEN_ADDR", "PORT", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT", "GRAPHQL_INTROSPECTION", "FEDERATION_CUSTOMER_ENTITY", "METRICS_ADDR",
 	"STORE", "DYNAMO_DB_AUTH_TABLE", "DYNAMO_DB_REGION", "DYNAMO_DB__REGION", "DYNAMO_DB_ENDPOINT", "DYNAMO_DB_CREATE_TABLE", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", "LEGACY_DYNAMO_DB_AUTH_TABLE",
 	"LOGIN_PROVIDER", "STATIC_USERS_FILE", "LOGIN_TIMEOUT_IN_SECONDS",
 	"LOGIN_HTTP_URL", "LOGIN_HTTP_SECRET_HEADER", "LOGIN_HTTP_SECRET",
@@ -306,6 +309,56 @@ func (r *reader) prefixes(name string) []netip.Prefix {
 	return out
 }
 
+// Listen addresses: every interface, and loopback.
+const (
+	AllInterfaces = "0.0.0.0"
+	Loopback      = "127.0.0.1"
+)
+
+// listenAddr reads the host or IP address to listen on. Unset, it is
+// loopback in development, whose session tools and GraphiQL answer without
+// credentials, and every interface otherwise. 0.0.0.0 and :: both mean
+// every interface, IPv4 and IPv6 alike (Go's net.Listen).
+func (r *reader) listenAddr(name string, dev bool) string {
+	def := AllInterfaces
+	if dev {
+		def = Loopback
+	}
+	v := r.str(name, def)
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		v = v[1 : len(v)-1]
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		if a.Zone() != "" {
+			return v
+		}
+		return a.String()
+	}
+	if !validHostName(v) {
+		r.fail("%s must be a host name or an IP address without a port, such as 127.0.0.1, 0.0.0.0 or :: (PORT is the port)", name)
+		return def
+	}
+	return v
+}
+
+// validHostName reports whether s is a DNS host name (RFC 1123 section 2.1).
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // windows reads login-limit windows, "MAX/DURATION" separated by commas
 // ("5/1m,20/1h"); "off" means none.
 func (r *reader) windows(name, def string) []auth.Window {
@@ -338,6 +391,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	var c Config
 	c.Env = r.oneOf("APP_ENV", EnvProduction, EnvDevelopment, EnvStaging, EnvProduction)
 	dev := c.Development()
+	c.ListenAddr = r.listenAddr("LISTEN_ADDR", dev)
 	c.Port = r.integer("PORT", 4000, 1, 65535)
 	c.DataDir = r.str("DATA_DIR", "./data")
 
@@ -441,10 +495,15 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 	c.Cookie = Cookie{
 		Enabled: r.boolean("REFRESH_TOKEN_COOKIE", false),
 		Name:    r.str("REFRESH_TOKEN_COOKIE_NAME", "meshauth_refresh"),
-		Path:    r.str("REFRESH_TOKEN_COOKIE_PATH", "/graphql"),
 		Domain:  r.str("REFRESH_TOKEN_COOKIE_DOMAIN", ""),
 		Secure:  r.boolean("REFRESH_TOKEN_COOKIE_SECURE", true),
 	}
+	defPath := "/graphql"
+	if hasPrefixFold(c.Cookie.Name, hostPrefix) {
+		defPath = "/" // the only path a __Host- cookie may have
+	}
+	c.Cookie.Path = r.str("REFRESH_TOKEN_COOKIE_PATH", defPath)
+	checkCookiePrefix(r, c.Cookie)
 	switch r.oneOf("REFRESH_TOKEN_COOKIE_SAMESITE", "Strict", "Strict", "Lax", "None") {
 	case "Strict":
 		c.Cookie.SameSite = http.SameSiteStrictMode
@@ -466,6 +525,46 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
 	}
 	return c, nil
+}
+
+// Cookie name prefixes that browsers enforce (RFC 6265bis section 4.1.3):
+// a __Secure- cookie must be Secure; a __Host- cookie must be Secure, have
+// Path=/ and no Domain, so that it is bound to the exact host and no sibling
+// subdomain can set or shadow it. Browsers match them in any case.
+const (
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
+)
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// checkCookiePrefix refuses cookie settings a browser would drop the
+// cookie for, given its name's prefix: every customer would be logged out
+// without a word.
+func checkCookiePrefix(r *reader, c Cookie) {
+	prefix := ""
+	switch {
+	case hasPrefixFold(c.Name, hostPrefix):
+		prefix = hostPrefix
+	case hasPrefixFold(c.Name, securePrefix):
+		prefix = securePrefix
+	default:
+		return
+	}
+	if !c.Secure {
+		r.fail("REFRESH_TOKEN_COOKIE_SECURE must be true with a %s cookie name (REFRESH_TOKEN_COOKIE_NAME): browsers refuse the cookie otherwise", prefix)
+	}
+	if prefix != hostPrefix {
+		return
+	}
+	if c.Path != "/" {
+		r.fail("REFRESH_TOKEN_COOKIE_PATH must be / (or unset) with a __Host- cookie name (REFRESH_TOKEN_COOKIE_NAME): browsers refuse the cookie otherwise")
+	}
+	if c.Domain != "" {
+		r.fail("REFRESH_TOKEN_COOKIE_DOMAIN must be empty with a __Host- cookie name (REFRESH_TOKEN_COOKIE_NAME): such a cookie is bound to the exact host, and browsers refuse it with a Domain")
+	}
 }
 
 func readLogin(r *reader, c *Config, dev bool) {

@@ -88,7 +88,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Config{
-		Env: "development", Port: 4000, DataDir: "./data",
+		Env: "development", ListenAddr: "127.0.0.1", Port: 4000, DataDir: "./data",
 		Store: "embedded", Dynamo: config.Dynamo{CallTimeout: 2 * time.Second}, LoginProvider: "static", LoginTimeout: 10 * time.Second,
 		LoginLimits: defaultLoginLimits, HTTP: defaultHTTP, Cookie: defaultCookie,
 		IDTokens: config.IDTokens{RequireVerifiedEmail: true},
@@ -123,7 +123,7 @@ func TestLoadDefaultEnvIsProduction(t *testing.T) {
 
 func TestLoadExplicitValues(t *testing.T) {
 	e := production.with(
-		"APP_ENV", "staging", "PORT", " 8080 ", "DATA_DIR", "/var/lib/meshauth",
+		"APP_ENV", "staging", "LISTEN_ADDR", "10.0.0.7", "PORT", " 8080 ", "DATA_DIR", "/var/lib/meshauth",
 		"LOG_LEVEL", "debug", "LOG_FORMAT", "text", "GRAPHQL_INTROSPECTION", "true",
 		"STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "sessions", "DYNAMO_DB_REGION", "eu-west-1",
 		"DYNAMO_DB_ENDPOINT", "http://localhost:8000", "DYNAMO_DB_CREATE_TABLE", "1",
@@ -137,7 +137,7 @@ func TestLoadExplicitValues(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Config{
-		Env: "staging", Port: 8080, DataDir: "/var/lib/meshauth",
+		Env: "staging", ListenAddr: "10.0.0.7", Port: 8080, DataDir: "/var/lib/meshauth",
 		Store:         "dynamodb",
 		Dynamo:        config.Dynamo{Table: "sessions", Region: "eu-west-1", Endpoint: "http://localhost:8000", CreateTable: true, CallTimeout: 2 * time.Second},
 		LoginProvider: "static", StaticUsersFile: "/etc/meshauth/users.json", LoginTimeout: 10 * time.Second,
@@ -764,6 +764,96 @@ func kv(e env) []string {
 // TestTrustedProxies: behind a gateway on a private network the client's own
 // address counts, so the default trusts loopback and private ranges; none
 // trusts no proxy; a list replaces the default.
+// TestLoadListenAddr: LISTEN_ADDR is a host or an IP address; unset, it is
+// loopback in development (whose tools answer without credentials) and
+// every interface elsewhere. A port in it is refused: PORT is the port.
+func TestLoadListenAddr(t *testing.T) {
+	dev := env{"APP_ENV": "development"}
+	for _, tc := range []struct {
+		name string
+		env  env
+		want string
+	}{
+		{"development default", dev, "127.0.0.1"},
+		{"production default", production, "0.0.0.0"},
+		{"staging default", production.with("APP_ENV", "staging"), "0.0.0.0"},
+		{"every interface in development", dev.with("LISTEN_ADDR", "0.0.0.0"), "0.0.0.0"},
+		{"IPv6 every interface", production.with("LISTEN_ADDR", "::"), "::"},
+		{"IPv6 loopback in brackets", production.with("LISTEN_ADDR", "[::1]"), "::1"},
+		{"one address", production.with("LISTEN_ADDR", " 10.0.0.7 "), "10.0.0.7"},
+		{"a host name", dev.with("LISTEN_ADDR", "localhost"), "localhost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := config.Load(tc.env.get)
+			if err != nil || got.ListenAddr != tc.want {
+				t.Errorf("ListenAddr %q, err %v; want %q", got.ListenAddr, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"127.0.0.1:4000", ":4000", "[::1]:4000", "http://localhost", "a b", "-x"} {
+		_, err := config.Load(dev.with("LISTEN_ADDR", bad).get)
+		if err == nil || !strings.Contains(err.Error(), "LISTEN_ADDR") || !strings.Contains(err.Error(), "PORT") {
+			t.Errorf("LISTEN_ADDR=%q: %v", bad, err)
+		}
+	}
+}
+
+// TestLoadCookiePrefixes: a __Host- cookie name (the cookie bound to the
+// exact host) defaults to Path=/ and is refused unless Secure, with Path=/
+// and without a Domain; a __Secure- name is refused unless Secure. Browsers
+// drop such cookies otherwise, which would log every customer out silently.
+func TestLoadCookiePrefixes(t *testing.T) {
+	dev := env{"APP_ENV": "development", "REFRESH_TOKEN_COOKIE": "true"}
+	cookie := production.with("REFRESH_TOKEN_COOKIE", "true")
+	tests := []struct {
+		name string
+		env  env
+		want config.Cookie
+		// problems names the variable of each expected problem.
+		problems []string
+	}{
+		{"__Host- defaults to Path=/", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-meshauth_refresh"),
+			config.Cookie{Enabled: true, Name: "__Host-meshauth_refresh", Path: "/", Secure: true, SameSite: http.SameSiteStrictMode}, nil},
+		{"__Host- with Path=/ set", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_PATH", "/", "REFRESH_TOKEN_COOKIE_SAMESITE", "Lax"),
+			config.Cookie{Enabled: true, Name: "__Host-sid", Path: "/", Secure: true, SameSite: http.SameSiteLaxMode}, nil},
+		{"__Secure- keeps the path", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Secure-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"),
+			config.Cookie{Enabled: true, Name: "__Secure-sid", Path: "/graphql", Domain: "shop.example", Secure: true, SameSite: http.SameSiteStrictMode}, nil},
+		{"__Host- with another path", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_PATH", "/graphql"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_PATH"}},
+		{"__Host- with a domain", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__host- in any case", cookie.with("REFRESH_TOKEN_COOKIE_NAME", "__host-sid", "REFRESH_TOKEN_COOKIE_DOMAIN", "shop.example"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__Host- without Secure", dev.with("REFRESH_TOKEN_COOKIE_NAME", "__Host-sid", "REFRESH_TOKEN_COOKIE_SECURE", "false", "REFRESH_TOKEN_COOKIE_PATH", "/x", "REFRESH_TOKEN_COOKIE_DOMAIN", "localhost"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_SECURE", "REFRESH_TOKEN_COOKIE_PATH", "REFRESH_TOKEN_COOKIE_DOMAIN"}},
+		{"__Secure- without Secure", dev.with("REFRESH_TOKEN_COOKIE_NAME", "__Secure-sid", "REFRESH_TOKEN_COOKIE_SECURE", "false"), config.Cookie{},
+			[]string{"REFRESH_TOKEN_COOKIE_SECURE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Load(tt.env.get)
+			if tt.problems == nil {
+				if err != nil || !reflect.DeepEqual(got.Cookie, tt.want) {
+					t.Fatalf("Cookie %+v, err %v; want %+v", got.Cookie, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			lines := problems(err)
+			if len(lines) != len(tt.problems) {
+				t.Fatalf("%d problems, want %d:\n%v", len(lines), len(tt.problems), err)
+			}
+			for i, v := range tt.problems {
+				if !strings.HasPrefix(lines[i], "  "+v) || !strings.Contains(lines[i], "__Host-") && !strings.Contains(lines[i], "__Secure-") {
+					t.Errorf("problem %d %q, want one that names %s and the prefix", i, lines[i], v)
+				}
+			}
+		})
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	for value, want := range map[string][]netip.Prefix{
 		"":                         config.DefaultTrustedProxies,

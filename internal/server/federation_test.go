@@ -73,6 +73,43 @@ func TestFederationSDL(t *testing.T) {
 	}
 }
 
+// TestServiceBesideOtherFields: with introspection off, _service { sdl } is
+// served when it is all an operation asks for (what gateways send). Beside
+// other root fields it is refused with BAD_USER_INPUT and a message that
+// says what to do, not INTERNAL; with introspection on, both are answered.
+func TestServiceBesideOtherFields(t *testing.T) {
+	for _, introspection := range []bool{false, true} {
+		t.Run(fmt.Sprintf("introspection=%v", introspection), func(t *testing.T) {
+			e := startWith(t, options{}, introspection)
+			p := e.login(t, "ada@example.com", false)
+			for _, q := range []string{
+				`{ _service { sdl } customerSessions { id } }`,
+				`{ customerSessions { id } s: _service { sdl } }`,
+				`{ ...f } fragment f on Query { _service { sdl } currentCustomer { customer_id } }`,
+			} {
+				r := e.do(t, q, nil, bearer(p.Token))
+				if introspection {
+					if len(r.Errors) > 0 || !strings.Contains(r.Raw, "generateCustomerToken") {
+						t.Errorf("%s: %s", q, r.Raw)
+					}
+					continue
+				}
+				if c := code(t, r); c != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "_service") {
+					t.Errorf("%s: %s", q, r.Raw)
+				}
+			}
+			// On its own it is served, through a fragment too.
+			sdl := field[struct{ SDL string }](t, e.do(t, `{ ...f } fragment f on Query { __typename ... on Query { _service { sdl } } }`, nil, nil), "_service").SDL
+			if !strings.Contains(sdl, "generateCustomerToken") {
+				t.Errorf("_service through a fragment: %.200s", sdl)
+			}
+			if strings.Contains(e.logs.String(), `"code":"INTERNAL"`) {
+				t.Error("logged as INTERNAL")
+			}
+		})
+	}
+}
+
 // TestIntrospectionHidesDevTools: with introspection enabled in production,
 // the development-only operations are absent, not merely refused.
 func TestIntrospectionHidesDevTools(t *testing.T) {

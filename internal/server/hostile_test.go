@@ -122,7 +122,10 @@ func TestHugeBodies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := send(t, e, tc.contentType, tc.body())
 			a.wantCoded(t, "BAD_USER_INPUT")
-			if tc.contentType == "application/json" && !strings.Contains(a.errors[0].Message, "too large") {
+			if a.status != http.StatusRequestEntityTooLarge {
+				t.Errorf("status %d, want 413", a.status)
+			}
+			if !strings.Contains(a.errors[0].Message, "too large") {
 				t.Errorf("message %q does not say the body is too large", a.errors[0].Message)
 			}
 			if bytes.Contains(a.raw, []byte("pppppppp")) {

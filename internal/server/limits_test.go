@@ -94,8 +94,8 @@ func TestBatchingRefused(t *testing.T) {
 func TestBodyLimit(t *testing.T) {
 	e := startCustom(t, options{env: map[string]string{"MAX_BODY_BYTES": "2048"}})
 	r := e.post(t, "application/json", `{"query":"{ __typename }","variables":{"pad":"`+strings.Repeat("x", 4096)+`"}}`, nil)
-	if c := code(t, r); c != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "too large") {
-		t.Fatalf("over the body limit: %s", r.Raw)
+	if c := code(t, r); c != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "too large") || r.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the body limit: %d %s", r.Status, r.Raw)
 	}
 	e.login(t, "ada@example.com", false)
 }

@@ -4,12 +4,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +57,7 @@ func Handler(o Options) http.Handler {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
-	mux.Handle("/graphql", cors(o.CORSOrigins, withClient(o.TrustedProxies, http.MaxBytesHandler(o.GraphQL, maxBody))))
+	mux.Handle("/graphql", noStore(cors(o.CORSOrigins, withClient(o.TrustedProxies, limitBody(maxBody, o.GraphQL)))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -85,6 +89,48 @@ func Handler(o Options) http.Handler {
 		mux.Handle("GET /{$}", playground.Handler("meshauth", "/graphql"))
 	}
 	return withRequestID(mux)
+}
+
+// noStore marks every answer as not to be stored by any cache (RFC 9111
+// section 5.2.2.5): answers carry access and refresh tokens (RFC 6749
+// section 5.1 asks the same of token responses) and per-customer data.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody reads the request body, up to max bytes, before GraphQL sees
+// it. A body over the limit is answered 413 with a coded error and is not
+// read further: at once when Content-Length announces it, otherwise as soon
+// as the limit is passed (net/http then closes the connection after the
+// answer).
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tooLarge := func() {
+			graph.WriteError(w, http.StatusRequestEntityTooLarge, &auth.Error{
+				Code: auth.CodeBadUserInput, Detail: "The request body is too large: at most " + strconv.FormatInt(max, 10) + " bytes are accepted.",
+			})
+		}
+		if r.ContentLength > max {
+			tooLarge()
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+			if _, over := errors.AsType[*http.MaxBytesError](err); over {
+				tooLarge()
+				return
+			} else if err != nil {
+				// The client stopped sending, or too slowly (HTTP_READ_TIMEOUT_IN_SECONDS).
+				graph.WriteError(w, http.StatusBadRequest, &auth.Error{Code: auth.CodeBadUserInput, Detail: "The request body could not be read."})
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // withRequestID gives every request an id: the caller's X-Request-Id when it
