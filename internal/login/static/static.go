@@ -61,7 +61,7 @@ func New(users []User) (*Provider, error) {
 func newProvider(users []User, measure func(hash string) time.Duration) (*Provider, error) {
 	byEmail, err := index(users)
 	if err != nil {
-		return nil, err
+		return nil, usersError{err}
 	}
 	p := &Provider{users: byEmail}
 	if p.dummy, err = dummyHash(users, measure); err != nil {
@@ -91,6 +91,15 @@ func index(users []User) (map[string]User, error) {
 	}
 	return byEmail, errors.Join(errs...)
 }
+
+// errInvalidUsers matches the errors of a file whose users are invalid.
+var errInvalidUsers = errors.New("invalid users")
+
+// usersError is index's error, as it reads, matching errInvalidUsers.
+type usersError struct{ error }
+
+func (e usersError) Unwrap() error      { return e.error }
+func (usersError) Is(target error) bool { return target == errInvalidUsers }
 
 // dummyPassword is what dummy hashes hash; no login ever matches them.
 const dummyPassword = "meshauth dummy password"
@@ -216,13 +225,11 @@ func (p *Provider) MapIdentity(_ context.Context, ext login.External) (login.Ide
 	return identity(u), nil
 }
 
-// ReadFile reads a users file. A missing file reads as no users.
+// ReadFile reads a users file. A missing file is an error (errors.Is
+// os.ErrNotExist), so that a mistyped path never reads as "no users".
 func ReadFile(path string) (File, error) {
 	var f File
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return f, nil
-	}
 	if err != nil {
 		return f, fmt.Errorf("read users file: %w", err)
 	}
@@ -266,6 +273,9 @@ func Put(path, email, customerID, password string) error {
 		return err
 	}
 	f, err := ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = File{}, nil // the first user makes the file
+	}
 	if err != nil {
 		return err
 	}

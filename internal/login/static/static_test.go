@@ -306,9 +306,10 @@ func TestReadWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users.json")
 
-	f, err := ReadFile(path)
-	if err != nil || len(f.Users) != 0 {
-		t.Fatalf("ReadFile(missing) = %+v, %v; want no users and no error", f, err)
+	// A missing file is an error, never "no users": a mistyped path must
+	// not read as an empty file.
+	if f, err := ReadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ReadFile(missing) = %+v, %v; want an error that is os.ErrNotExist", f, err)
 	}
 
 	in := File{Users: []User{
@@ -481,6 +482,12 @@ func TestRemove(t *testing.T) {
 				}
 			}
 			found, err := Remove(path, tt.email)
+			if tt.missing {
+				if !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("Remove from a missing file = %v, %v; want os.ErrNotExist", found, err)
+				}
+				return
+			}
 			if err != nil || found != tt.wantFound {
 				t.Fatalf("Remove = %v, %v; want %v, nil", found, err, tt.wantFound)
 			}
