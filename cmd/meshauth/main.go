@@ -40,7 +40,7 @@ func main() {
 			fmt.Println("meshauth: DynamoDB table ready")
 		}
 	case "users":
-		err = users(args, os.Stdin, os.Stdout)
+		err = users(args, stdConsole())
 	case "healthcheck":
 		err = healthcheck(os.Getenv("LISTEN_ADDR"), os.Getenv("PORT"))
 	case "version", "-version", "--version":
