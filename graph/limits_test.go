@@ -47,8 +47,6 @@ func (a answer) code() string {
 	return c
 }
 
-func repeat(field string, n int) string { return "{" + strings.Repeat(" "+field, n) + " }" }
-
 func aliased(n int) string {
 	var b strings.Builder
 	b.WriteString("{")
