@@ -5,7 +5,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/meshauth ./cmd/meshauth \
+# The build context holds no .git: the version and commit come as build
+# arguments (docs/operations.md), shown by `meshauth version` and logged at startup.
+ARG VERSION=devel
+ARG COMMIT=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/meshauth ./cmd/meshauth \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

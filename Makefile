@@ -42,8 +42,16 @@ browser:
 fuzz:
 	scripts/fuzz.sh
 
+# The version is `git describe` (tag, commits since, short commit, -dirty)
+# and the commit `git rev-parse HEAD`, both given to the linker: Go's own
+# VCS stamping misses git worktrees and is off where GOFLAGS says
+# -buildvcs=false. Outside a git checkout the version is "devel", there is
+# no commit, and the build works the same.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BIN ?= bin/meshauth
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/meshauth ./cmd/meshauth
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/meshauth
 
 generate:
 	go generate ./...

@@ -38,7 +38,7 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 	)
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
-	if err := static.Put(users, email, "1906", password); err != nil {
+	if _, _, err := static.Put(users, static.Change{Email: email, CustomerID: "1906", Password: password}); err != nil {
 		t.Fatal(err)
 	}
 	metricsPort := strconv.Itoa(freePort(t))

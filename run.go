@@ -10,9 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
+
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/meshauth/meshauth/graph"
 	"github.com/meshauth/meshauth/internal/auth"
@@ -104,7 +108,7 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		log.Warn("development: secrets not set in the environment are kept in DATA_DIR", "file", config.DevSecretsFile)
 	}
 
-	backend, counters, legacyTable, err := openStore(ctx, cfg, log)
+	backend, counters, legacyTable, table, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -119,12 +123,18 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 	}
 	s.closers = append(s.closers, backend.Close)
 	st := metrics.Store(backend)
+	ready := st.Ping
+	if table != nil {
+		keeper := &tableKeeper{store: table, name: cfg.Dynamo.Table, create: cfg.Dynamo.CreateTable, ping: st.Ping, log: log}
+		s.closers = append(s.closers, keeper.close)
+		ready = keeper.ready
+	}
 
 	// The identity mapper is passed on its own, taken from the provider
 	// before metrics wrap it: a wrapper must never turn exchange off.
 	provider, mapper := o.Login, o.Mapper
 	if provider == nil {
-		if provider, mapper, err = loginProvider(cfg); err != nil {
+		if provider, mapper, err = loginProvider(cfg, log, o.Now); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +196,7 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		GraphQL:        gql,
 		Log:            log,
 		Playground:     cfg.Development(),
-		Ready:          st.Ping,
+		Ready:          ready,
 		JWKS:           signer.JWKS(),
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		CORSOrigins:    cfg.HTTP.CORSOrigins,
@@ -298,44 +308,123 @@ func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog
 
 // openStore opens the configured backend, the counters the login limits use
 // (DynamoDB's own, shared by every instance, or this process's for the
-// single-instance stores) and the legacy table when configured (config
-// allows it only with DynamoDB).
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, store.LegacySessions, error) {
+// single-instance stores), the legacy table when configured (config
+// allows it only with DynamoDB), and the DynamoDB store itself, whose
+// table the readiness check looks after.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, store.LegacySessions, *dynamo.Store, error) {
 	switch cfg.Store {
 	case "dynamodb":
 		s, err := openDynamo(ctx, cfg)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if cfg.Dynamo.CreateTable {
 			if err := s.Migrate(ctx); err != nil {
-				return nil, nil, nil, fmt.Errorf("create DynamoDB table %s: %w", cfg.Dynamo.Table, err)
+				return nil, nil, nil, nil, dynamoError(cfg, "create DynamoDB table "+cfg.Dynamo.Table, err)
 			}
-			return s, s, legacyRows(s, cfg), nil
+			return s, s, legacyRows(s, cfg), s, nil
 		}
 		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) {
 			// Serve anyway: /readyz answers 503 until DynamoDB answers.
 			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
 		} else if err != nil {
-			return nil, nil, nil, fmt.Errorf("DynamoDB table %s: %w (set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it)", cfg.Dynamo.Table, err)
+			return nil, nil, nil, nil, dynamoError(cfg, "DynamoDB table "+cfg.Dynamo.Table, err)
 		}
-		return s, s, legacyRows(s, cfg), nil
+		return s, s, legacyRows(s, cfg), s, nil
 	case "memory":
 		if !cfg.Development() {
 			log.Warn("STORE=memory: sessions are lost when the process stops")
 		}
 		s := memory.New()
-		return s, s, nil, nil
+		return s, s, nil, nil, nil
 	default:
 		s, err := embedded.Open(cfg.DataDir)
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			// bbolt's lock on the file is held: another process has it open.
+			return nil, nil, nil, nil, fmt.Errorf("DATA_DIR: another meshauth process holds %s (the embedded store is for one process): stop it, or give this one a DATA_DIR of its own", filepath.Join(cfg.DataDir, "sessions.db"))
+		}
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, fmt.Errorf("DATA_DIR: %w", err)
 		}
 		s.StartSweeper(sweepInterval, time.Now, func(err error) {
 			log.Error("sweep expired sessions", "cause", err.Error())
 		})
-		return s, &memory.Counters{}, nil, nil
+		return s, &memory.Counters{}, nil, nil, nil
 	}
+}
+
+// dynamoError says what to do about a DynamoDB error at startup or in
+// meshauth migrate: provide credentials, or create the table; what names
+// the step.
+func dynamoError(cfg config.Config, what string, err error) error {
+	switch {
+	case errors.Is(err, dynamo.ErrNoCredentials):
+		return fmt.Errorf("%s: no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (a profile of the shared config files), or run with an instance or task role; against DynamoDB Local any value of the two keys will do (%w)", what, err)
+	case errors.Is(err, dynamo.ErrNoTable):
+		return fmt.Errorf("%s: the table does not exist (DYNAMO_DB_AUTH_TABLE=%s in DYNAMO_DB_REGION=%s): set DYNAMO_DB_CREATE_TABLE=true or run meshauth migrate to create it (%w)", what, cfg.Dynamo.Table, cfg.Dynamo.Region, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// tableKeeper is the readiness check of the DynamoDB store. When the table
+// has gone (DynamoDB Local in memory restarted, someone deleted it), it
+// says so; with DYNAMO_DB_CREATE_TABLE it also creates the table again, in
+// the background, one creation at a time.
+type tableKeeper struct {
+	store  *dynamo.Store
+	name   string
+	create bool
+	ping   func(context.Context) error
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	creating bool
+	closed   bool
+	wg       sync.WaitGroup
+	stop     context.CancelFunc
+}
+
+func (k *tableKeeper) ready(ctx context.Context) error {
+	err := k.ping(ctx)
+	if !errors.Is(err, dynamo.ErrNoTable) {
+		return err
+	}
+	if !k.create {
+		return fmt.Errorf("DynamoDB table %s is missing: create it with meshauth migrate (or set DYNAMO_DB_CREATE_TABLE=true and restart): %w", k.name, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.creating && !k.closed {
+		k.creating = true
+		var cctx context.Context
+		cctx, k.stop = context.WithTimeout(context.Background(), dynamo.MigrateTimeout)
+		k.log.Warn("DynamoDB table is missing; creating it again (DYNAMO_DB_CREATE_TABLE=true)", "table", k.name)
+		k.wg.Go(func() {
+			err := k.store.Migrate(cctx)
+			k.mu.Lock()
+			k.creating = false
+			k.stop()
+			k.mu.Unlock()
+			if err != nil {
+				k.log.Error("DynamoDB table could not be created again", "table", k.name, "cause", err.Error())
+				return
+			}
+			k.log.Info("DynamoDB table created again", "table", k.name)
+		})
+	}
+	return fmt.Errorf("DynamoDB table %s is missing; creating it again (DYNAMO_DB_CREATE_TABLE=true): %w", k.name, err)
+}
+
+// close stops a creation in progress and waits for it.
+func (k *tableKeeper) close() error {
+	k.mu.Lock()
+	k.closed = true
+	if k.creating {
+		k.stop()
+	}
+	k.mu.Unlock()
+	k.wg.Wait()
+	return nil
 }
 
 // legacyRows is the GraphQL Mesh auth module's table, when configured.
@@ -352,12 +441,13 @@ func openDynamo(ctx context.Context, cfg config.Config) (*dynamo.Store, error) {
 
 // Migrate creates the DynamoDB table, its index and its TTL setting if they
 // are missing, as configured by the environment (STORE=dynamodb). It is
-// idempotent.
+// idempotent, and reads only the store's variables: no secrets, no users
+// file.
 func Migrate(ctx context.Context, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	cfg, err := config.Load(getenv, config.CustomLogin())
+	cfg, err := config.LoadStore(getenv)
 	if err != nil {
 		return err
 	}
@@ -368,13 +458,17 @@ func Migrate(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	return s.Migrate(ctx)
+	if err := s.Migrate(ctx); err != nil {
+		return dynamoError(cfg, "create DynamoDB table "+cfg.Dynamo.Table, err)
+	}
+	return nil
 }
 
 // loginProvider returns the configured login provider and, for the
 // providers that can name the customer of an external identity, the same
-// provider as an IdentityMapper.
-func loginProvider(cfg config.Config) (login.Service, login.IdentityMapper, error) {
+// provider as an IdentityMapper. A users file is read again when it
+// changes (static.Watched); one that cannot be read stops the start.
+func loginProvider(cfg config.Config, log *slog.Logger, now func() time.Time) (login.Service, login.IdentityMapper, error) {
 	switch cfg.LoginProvider {
 	case "http":
 		p, err := httplogin.New(httplogin.Options{
@@ -394,13 +488,14 @@ func loginProvider(cfg config.Config) (login.Service, login.IdentityMapper, erro
 		})
 		return p, nil, err
 	}
-	var p *static.Provider
-	var err error
 	if cfg.StaticUsersFile != "" {
-		p, err = static.Load(cfg.StaticUsersFile)
-	} else {
-		p, err = demoProvider()
+		p, err := static.Watch(cfg.StaticUsersFile, log, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("STATIC_USERS_FILE: %w", err)
+		}
+		return p, p, nil
 	}
+	p, err := demoProvider()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser test: meshauth (development mode, cookie mode, loopback) behind the
 # demo storefront (examples/storefront), driven in headless Chromium by
-# test.mjs: log in, three tabs refreshing at the same moment, logout. The last
+# test.mjs: log in, three tabs refreshing at the same moment, logout; then
+# graphiql.mjs: the GraphiQL explorer meshauth serves from the binary runs a
+# query and a login with no request off its origin. The last
 # line is "N passed, N failed"; the exit status is non-zero when a check
 # failed or something did not start.
 #
@@ -124,27 +126,41 @@ if ! wait_until 30 "$SF_PID" storefront proxied; then
   abort "the storefront did not start"
 fi
 
-# 6. The test, bounded in time. In the background, so that a signal to this
-# script stops it at once (SIGTERM lets Playwright close Chromium). Its
-# Chromium profile goes under $TMP, removed whatever happens.
+# 6. The tests, each bounded in time: the storefront (test.mjs), then the
+# GraphiQL explorer meshauth serves at / from the binary (graphiql.mjs). In
+# the background, so that a signal to this script stops them at once
+# (SIGTERM lets Playwright close Chromium). Chromium's profiles go under
+# $TMP, removed whatever happens.
 SCREENSHOT="$BROWSER_DIR/out/storefront.png"
-log "node test.mjs $STOREFRONT_URL"
-(cd "$BROWSER_DIR" && exec env TMPDIR="$TMP" CHROMIUM="$CHROMIUM" SCREENSHOT="$SCREENSHOT" \
-  timeout --kill-after=10 "$TEST_TIMEOUT" node test.mjs "$STOREFRONT_URL") </dev/null >"$TMP/test.out" 2>&1 &
-TEST_PID=$!
-PIDS+=("$TEST_PID")
 status=0
-wait "$TEST_PID" || status=$?
-PIDS=("$SVC_PID" "$SF_PID")
-LAST=$(tail -n 1 "$TMP/test.out")
-if [[ $LAST =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]]; then
-  sed '$d' "$TMP/test.out"
-else
-  cat "$TMP/test.out"
-  if ((status == 124 || status == 137)); then log "test.mjs did not finish within ${TEST_TIMEOUT}s"; fi
-  LAST="0 passed, 1 failed"
-  status=1
-fi
+PASSED=0
+FAILED=0
+# run_test NAME SCRIPT URL: run one test script, add its counts.
+run_test() {
+  local name=$1 script=$2 url=$3 st=0 last
+  log "node $script $url"
+  (cd "$BROWSER_DIR" && exec env TMPDIR="$TMP" CHROMIUM="$CHROMIUM" SCREENSHOT="$BROWSER_DIR/out/$name.png" \
+    timeout --kill-after=10 "$TEST_TIMEOUT" node "$script" "$url") </dev/null >"$TMP/$name.out" 2>&1 &
+  TEST_PID=$!
+  PIDS+=("$TEST_PID")
+  wait "$TEST_PID" || st=$?
+  PIDS=("$SVC_PID" "$SF_PID")
+  last=$(tail -n 1 "$TMP/$name.out")
+  if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    sed '$d' "$TMP/$name.out"
+    PASSED=$((PASSED + BASH_REMATCH[1]))
+    FAILED=$((FAILED + BASH_REMATCH[2]))
+  else
+    cat "$TMP/$name.out"
+    if ((st == 124 || st == 137)); then log "$script did not finish within ${TEST_TIMEOUT}s"; fi
+    FAILED=$((FAILED + 1))
+    st=1
+  fi
+  if ((st != 0)); then status=1; fi
+}
+run_test storefront test.mjs "$STOREFRONT_URL"
+run_test graphiql graphiql.mjs "http://127.0.0.1:$SVC_PORT"
+LAST="$PASSED passed, $FAILED failed"
 if ((status != 0)); then
   show_log "$TMP/meshauth.log"
   show_log "$TMP/storefront.log"

@@ -837,3 +837,154 @@ func TestBinaryRefusesUnsafeStarts(t *testing.T) {
 		})
 	}
 }
+
+// TestBinaryRefusesMisleadingStarts: configurations that used to start and
+// then fail without saying why stop the binary at startup, with a message
+// that names the variable (or the file) and what to do.
+func TestBinaryRefusesMisleadingStarts(t *testing.T) {
+	held := t.TempDir()
+	startBinary(t, production(t, map[string]string{"DATA_DIR": held}))
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"a users file that does not exist", production(t, map[string]string{"STATIC_USERS_FILE": "/nonexistent.json"}),
+			[]string{"STATIC_USERS_FILE", "/nonexistent.json"}},
+		{"a users file that cannot be read", production(t, map[string]string{"STATIC_USERS_FILE": t.TempDir()}),
+			[]string{"STATIC_USERS_FILE"}},
+		{"a DATA_DIR another process holds", production(t, map[string]string{"DATA_DIR": held}),
+			[]string{"DATA_DIR", "another meshauth process", filepath.Join(held, "sessions.db")}},
+		{"a DynamoDB endpoint without a scheme", production(t, map[string]string{
+			"STORE": "dynamodb", "DYNAMO_DB_AUTH_TABLE": "t", "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_ENDPOINT": "127.0.0.1:4999"}),
+			[]string{"DYNAMO_DB_ENDPOINT", "http"}},
+		{"CORS for every origin", production(t, map[string]string{"CORS_ALLOWED_ORIGINS": "*"}),
+			[]string{"CORS_ALLOWED_ORIGINS", "*"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := refusedStart(t, tt.env)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not mention %s:\n%s", w, out)
+				}
+			}
+			for _, secret := range []string{binJWTSecret, binRefreshSecret, binPassword} {
+				if strings.Contains(out, secret) {
+					t.Errorf("output shows a secret:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+// runBinary runs the binary with args and env and only env, and returns
+// what it printed and how it exited.
+func runBinary(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	done := make(chan struct{})
+	timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill(); close(done) })
+	out, err := cmd.CombinedOutput()
+	if !timer.Stop() {
+		<-done
+		t.Fatalf("meshauth %v did not stop\n%s", args, out)
+	}
+	return string(out), err
+}
+
+// awsWithout is an environment in which the AWS SDK finds no credentials
+// and does not wait for an instance metadata service: empty shared files.
+func awsWithout(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config", "credentials"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]string{"AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials")}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// dynamoLocal is DynamoDB Local's endpoint, or skips the test (fails it
+// under CI=true).
+func dynamoLocal(t *testing.T) string {
+	t.Helper()
+	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
+	if ep == "" {
+		msg := "needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./cmd/meshauth/"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return ep
+}
+
+// TestBinaryDynamoDBStartErrors: without AWS credentials the binary says
+// that credentials are missing and how to provide them, never that the
+// table should be created; it says to create the table only when the
+// table is missing. meshauth migrate needs only the store's variables.
+func TestBinaryDynamoDBStartErrors(t *testing.T) {
+	store := func(endpoint, table string) map[string]string {
+		return map[string]string{"STORE": "dynamodb", "DYNAMO_DB_AUTH_TABLE": table, "DYNAMO_DB_REGION": "us-east-1",
+			"DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS": "10000"}
+	}
+	credentialHints := []string{"no AWS credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "role"}
+	mustSay := func(t *testing.T, out string, want, not []string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("output does not mention %s:\n%s", w, out)
+			}
+		}
+		for _, n := range not {
+			if strings.Contains(out, n) {
+				t.Errorf("output mentions %s:\n%s", n, out)
+			}
+		}
+	}
+	t.Run("serve without credentials", func(t *testing.T) {
+		out := refusedStart(t, awsWithout(t, production(t, store("http://127.0.0.1:9", "meshauth-sessions"))))
+		mustSay(t, out, credentialHints, []string{"DYNAMO_DB_CREATE_TABLE", "migrate", binJWTSecret, binRefreshSecret})
+	})
+	t.Run("migrate without credentials or secrets", func(t *testing.T) {
+		out, err := runBinary(t, awsWithout(t, store("http://127.0.0.1:9", "meshauth-sessions")), "migrate")
+		if err == nil {
+			t.Fatalf("migrate succeeded without credentials:\n%s", out)
+		}
+		mustSay(t, out, credentialHints, []string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"})
+	})
+	t.Run("serve without the table", func(t *testing.T) {
+		env := store(dynamoLocal(t), "meshauth-missing-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
+		out := refusedStart(t, awsWithout(t, production(t, env)))
+		mustSay(t, out, []string{"does not exist", "DYNAMO_DB_CREATE_TABLE=true", "meshauth migrate"}, []string{"credentials"})
+	})
+	t.Run("migrate with the store's variables alone", func(t *testing.T) {
+		table := "meshauth-migrate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		env := store(dynamoLocal(t), table)
+		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
+		env = awsWithout(t, env)
+		for range 2 { // idempotent
+			out, err := runBinary(t, env, "migrate")
+			if err != nil || !strings.Contains(out, "DynamoDB table ready") {
+				t.Fatalf("migrate: %v\n%s", err, out)
+			}
+		}
+		env["APP_ENV"], env["DATA_DIR"] = "development", t.TempDir()
+		p := startBinary(t, env)
+		if r := p.post(t, loginQ, map[string]any{"e": "demo@example.com", "p": "demo-password"}, nil); r.code() != "OK" {
+			t.Fatalf("login on the migrated table: %s", r.raw)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,12 +18,186 @@ import (
 
 const password = "s3cret-Passw0rd with spaces"
 
-// run calls users with stdin and returns its stdout.
+// run calls users with stdin, not a terminal, and returns its stdout.
 func run(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := users(args, strings.NewReader(stdin), &out)
+	err := users(args, console{in: strings.NewReader(stdin), out: &out, err: io.Discard})
 	return out.String(), err
+}
+
+// fakeTerminal answers password prompts from its lines, in turn, and
+// records that it was asked.
+type fakeTerminal struct {
+	lines []string
+	asked int
+}
+
+func (f *fakeTerminal) readPassword() ([]byte, error) {
+	if f.asked >= len(f.lines) {
+		return nil, io.EOF
+	}
+	f.asked++
+	return []byte(f.lines[f.asked-1]), nil
+}
+
+// TestUsersAddPromptsOnATerminal: on a terminal, users add asks for the
+// password without echo (the terminal reads it), twice, on standard error;
+// standard input is not read. Two different answers save nothing.
+func TestUsersAddPromptsOnATerminal(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []string
+		wantErr string
+	}{
+		{"confirmed", []string{password, password}, ""},
+		{"mismatch", []string{password, password + "x"}, "do not match"},
+		{"too short", []string{"short-pw", "short-pw"}, "at least 12"},
+		{"no answer", nil, "read password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "users.json")
+			term := &fakeTerminal{lines: tt.lines}
+			var out, prompts bytes.Buffer
+			err := users([]string{"add", "-file", file, "-email", "ada@example.com", "-customer-id", "1"},
+				console{in: strings.NewReader("stdin-is-not-read\n"), out: &out, err: &prompts, password: term.readPassword})
+			if !strings.Contains(prompts.String(), "Password") {
+				t.Errorf("no prompt: %q", prompts.String())
+			}
+			if confirm := tt.wantErr == "" || tt.wantErr == "do not match"; confirm != strings.Contains(prompts.String(), "again") {
+				t.Errorf("prompts %q: asked to confirm %v, want %v", prompts.String(), !confirm, confirm)
+			}
+			for _, text := range []string{out.String(), prompts.String(), fmt.Sprint(err)} {
+				if strings.Contains(text, password) || strings.Contains(text, "short-pw") {
+					t.Errorf("the password is echoed: %q", text)
+				}
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("users add = %v, want an error saying %q", err, tt.wantErr)
+				}
+				if _, statErr := os.Stat(file); !errors.Is(statErr, os.ErrNotExist) {
+					t.Error("users file written despite the error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("users add: %v", err)
+			}
+			p, err := static.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, err := p.Login(context.Background(), "ada@example.com", password); err != nil || id.CustomerID != "1" {
+				t.Errorf("login with the typed password: %+v, %v", id, err)
+			}
+		})
+	}
+}
+
+// TestUsersAddRefusesBadInput: an email that is not a bare address and a
+// password shorter than the stated minimum are refused, and nothing is
+// written.
+func TestUsersAddRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name, email, password, want string
+	}{
+		{"no domain", "ada", password, "-email"},
+		{"no local part", "@example.com", password, "-email"},
+		{"a display name", "Ada <ada@example.com>", password, "-email"},
+		{"two addresses", "ada@example.com, bob@example.com", password, "-email"},
+		{"a space", "ada lovelace@example.com", password, "-email"},
+		{"short password", "ada@example.com", "elevenchars", "at least 12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "users.json")
+			out, err := run(t, tt.password+"\n", "add", "-file", file, "-email", tt.email, "-customer-id", "1")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("users add = %v (stdout %q), want an error naming %q", err, out, tt.want)
+			}
+			if strings.Contains(err.Error(), tt.password) {
+				t.Error("the error shows the password")
+			}
+			if _, statErr := os.Stat(file); !errors.Is(statErr, os.ErrNotExist) {
+				t.Error("users file written despite the error")
+			}
+		})
+	}
+}
+
+// TestUsersAddKeepsCustomerIDs: adding an email that is in the file, in
+// any case, changes its password and keeps its customer id, claims and
+// state; a different -customer-id is refused unless -replace says so.
+func TestUsersAddKeepsCustomerIDs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "users.json")
+	const newPassword = "a brand new passphrase"
+	if _, err := run(t, password+"\n", "add", "-file", file, "-email", "ada@example.com", "-customer-id", "1001"); err != nil {
+		t.Fatal(err)
+	}
+	login := func(pw string) string {
+		t.Helper()
+		p, err := static.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := p.Login(context.Background(), "ada@example.com", pw)
+		if err != nil {
+			return err.Error()
+		}
+		return id.CustomerID
+	}
+
+	out, err := run(t, newPassword+"\n", "add", "-file", file, "-email", "ADA@Example.com")
+	if err != nil {
+		t.Fatalf("users add for an existing email without -customer-id: %v", err)
+	}
+	if !strings.Contains(out, "updated") || !strings.Contains(out, "1001") {
+		t.Errorf("stdout %q does not say that the password of customer 1001 was updated", out)
+	}
+	if got := login(newPassword); got != "1001" {
+		t.Fatalf("after the update, login gives %s, want customer 1001", got)
+	}
+
+	if _, err := run(t, newPassword+"\n", "add", "-file", file, "-email", "Ada@example.com", "-customer-id", "1001"); err != nil {
+		t.Errorf("the same customer id again: %v", err)
+	}
+	_, err = run(t, password+"\n", "add", "-file", file, "-email", "Ada@example.com", "-customer-id", "2002")
+	if err == nil || !strings.Contains(err.Error(), "-replace") || !strings.Contains(err.Error(), "1001") {
+		t.Fatalf("a different customer id = %v, want a refusal naming 1001 and -replace", err)
+	}
+	if got := login(newPassword); got != "1001" {
+		t.Fatalf("after the refusal, login gives %s, want customer 1001 and the password unchanged", got)
+	}
+
+	out, err = run(t, password+"\n", "add", "-file", file, "-email", "ada@example.com", "-customer-id", "2002", "-replace")
+	if err != nil {
+		t.Fatalf("-replace: %v", err)
+	}
+	if !strings.Contains(out, "2002") {
+		t.Errorf("stdout %q does not name the new customer id", out)
+	}
+	if got := login(password); got != "2002" {
+		t.Fatalf("after -replace, login gives %s, want customer 2002", got)
+	}
+}
+
+// TestUsersHelp: -h prints the usage on standard output and succeeds.
+func TestUsersHelp(t *testing.T) {
+	for _, args := range [][]string{{"add", "-h"}, {"list", "-help"}, {"remove", "--help"}, {"-h"}} {
+		out, err := run(t, "", args...)
+		if err != nil {
+			t.Errorf("users %v: %v", args, err)
+		}
+		if !strings.Contains(out, "Usage") || !strings.Contains(out, "-file") {
+			t.Errorf("users %v printed %q, want the usage", args, out)
+		}
+	}
+	out, _ := run(t, "", "add", "-h")
+	if !strings.Contains(out, "12") || !strings.Contains(out, "-replace") {
+		t.Errorf("users add -h does not state the password minimum or -replace:\n%s", out)
+	}
 }
 
 func TestUsersAdd(t *testing.T) {
@@ -43,7 +219,7 @@ func TestUsersAdd(t *testing.T) {
 			if strings.Contains(out, password) {
 				t.Errorf("stdout %q contains the password", out)
 			}
-			if !strings.Contains(out, "Ada@Example.com") || !strings.Contains(out, file) {
+			if !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "c-42") || !strings.Contains(out, file) {
 				t.Errorf("stdout %q does not say what was saved where", out)
 			}
 			info, err := os.Stat(file)
@@ -105,6 +281,8 @@ func TestUsersErrors(t *testing.T) {
 		{"remove without email", "", []string{"remove", "-file", file}},
 		{"remove from a missing file", "", []string{"remove", "-file", file, "-email", "a@x.io"}},
 		{"list an unreadable file", "", []string{"list", "-file", dir}},
+		// A mistyped path is not an empty users file.
+		{"list a missing file", "", []string{"list", "-file", file}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +321,6 @@ func TestUsersList(t *testing.T) {
 		setup      bool
 	}{
 		{"users", "amy@example.com\tc-amy\nbob@example.com\tc-bob\tdisabled\n", true},
-		{"missing file lists nobody", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +24,13 @@ const root = "../.."
 // environment replaced by shell.
 func load(t *testing.T, shell map[string]string) *types.Project {
 	t.Helper()
+	return loadWith(t, shell, "")
+}
+
+// loadWith is load with dotenv appended to the .env that
+// `cp .env.template .env` made, as a user's edit of it.
+func loadWith(t *testing.T, shell map[string]string, dotenv string) *types.Project {
+	t.Helper()
 	dir, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +44,20 @@ func load(t *testing.T, shell map[string]string) *types.Project {
 	for k, v := range shell {
 		env = append(env, k+"="+v)
 	}
+	envFile := filepath.Join(dir, ".env.template")
+	if dotenv != "" {
+		b, err := os.ReadFile(envFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envFile = filepath.Join(t.TempDir(), ".env")
+		if err := os.WriteFile(envFile, append(b, "\n"+dotenv+"\n"...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
 		cli.WithWorkingDirectory(dir),
-		cli.WithEnvFiles(filepath.Join(dir, ".env.template")),
+		cli.WithEnvFiles(envFile),
 		cli.WithDotEnv,
 		cli.WithEnv(env),
 		cli.WithName("meshauth"),
@@ -170,4 +189,73 @@ func TestDockerfileListensOnEveryInterface(t *testing.T) {
 		}
 	}
 	t.Error("the Dockerfile sets no ENV LISTEN_ADDR=0.0.0.0")
+}
+
+// TestPortFromDotEnv: PORT set in .env is the port meshauth listens on in
+// the container, the one its health check asks, and the one published on
+// the host; unset, all three are 4000.
+func TestPortFromDotEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name, dotenv, want string
+	}{
+		{"unset", "", "4000"},
+		{"PORT=4100 in .env", "PORT=4100", "4100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := loadWith(t, nil, tc.dotenv).GetService("meshauth")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := svc.Environment["PORT"]; got == nil || *got != tc.want {
+				t.Errorf("meshauth's PORT = %s, want %s", deref(got), tc.want)
+			}
+			if len(svc.Ports) != 1 || svc.Ports[0].Published != tc.want || svc.Ports[0].Target != mustPort(t, tc.want) {
+				t.Errorf("meshauth publishes %+v, want %s on the host to %s in the container", svc.Ports, tc.want, tc.want)
+			}
+		})
+	}
+}
+
+func mustPort(t *testing.T, s string) uint32 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(n)
+}
+
+// TestTableRecreatedWhenDynamoDBLocalRestarts: DynamoDB Local runs in
+// memory, so when it alone restarts the table is gone. meshauth's
+// readiness check creates it again (DYNAMO_DB_CREATE_TABLE=true, tested
+// against DynamoDB Local in internal/server), compose's health check asks
+// that readiness check, and the file says so where a reader looks.
+func TestTableRecreatedWhenDynamoDBLocalRestarts(t *testing.T) {
+	svc, err := load(t, nil).GetService("meshauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.Environment["DYNAMO_DB_CREATE_TABLE"]; got == nil || *got != "true" {
+		got := deref(got)
+		t.Errorf("DYNAMO_DB_CREATE_TABLE = %s, want true: a restarted DynamoDB Local would leave meshauth without its table", got)
+	}
+	if svc.HealthCheck == nil || !slices.Contains(svc.HealthCheck.Test, "healthcheck") {
+		t.Error("meshauth's health check does not ask its readiness check")
+	}
+	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, say := range []string{"in memory", "created again", "sessions"} {
+		if !strings.Contains(strings.ToLower(string(b)), say) {
+			t.Errorf("docker-compose.yml does not say, about DynamoDB Local's restarts, %q", say)
+		}
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "(unset)"
+	}
+	return *p
 }

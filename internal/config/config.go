@@ -417,22 +417,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		}
 	}
 
-	c.Store = r.oneOf("STORE", "embedded", "embedded", "dynamodb", "memory")
-	c.Dynamo = Dynamo{
-		Table:       r.str("DYNAMO_DB_AUTH_TABLE", ""),
-		Region:      r.str("DYNAMO_DB_REGION", r.str("DYNAMO_DB__REGION", "")),
-		Endpoint:    r.str("DYNAMO_DB_ENDPOINT", ""),
-		CreateTable: r.boolean("DYNAMO_DB_CREATE_TABLE", false),
-		CallTimeout: time.Duration(r.integer("DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", 2000, 50, 60000)) * time.Millisecond,
-	}
-	if c.Store == "dynamodb" {
-		if c.Dynamo.Table == "" {
-			r.fail("DYNAMO_DB_AUTH_TABLE is required with STORE=dynamodb")
-		}
-		if c.Dynamo.Region == "" {
-			r.fail("DYNAMO_DB_REGION is required with STORE=dynamodb")
-		}
-	}
+	readStore(r, &c)
 
 	if lo.customLogin {
 		c.LoginProvider = "custom"
@@ -484,7 +469,7 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		MaxAliases:        r.integer("GRAPHQL_MAX_ALIASES", 15, 0, 1000),
 		MaxComplexity:     r.integer("GRAPHQL_MAX_COMPLEXITY", 200, 0, 100000),
 		MaxTokenFields:    r.integer("MAX_TOKEN_FIELDS_PER_REQUEST", 1, 0, 100),
-		CORSOrigins:       r.list("CORS_ALLOWED_ORIGINS"),
+		CORSOrigins:       r.origins("CORS_ALLOWED_ORIGINS"),
 		TrustedProxies:    r.trustedProxies("TRUSTED_PROXIES"),
 		ReadHeaderTimeout: seconds("HTTP_READ_HEADER_TIMEOUT_IN_SECONDS", 5),
 		ReadTimeout:       seconds("HTTP_READ_TIMEOUT_IN_SECONDS", 10),
@@ -525,6 +510,77 @@ func Load(getenv func(string) string, opts ...Option) (Config, error) {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
 	}
 	return c, nil
+}
+
+// LoadStore reads and validates the store's variables alone (APP_ENV,
+// DATA_DIR, STORE and DYNAMO_DB_*), with the rules Load applies to them:
+// for commands that open the store and nothing else, such as meshauth
+// migrate, which needs no secrets and no users file.
+func LoadStore(getenv func(string) string) (Config, error) {
+	r := &reader{getenv: getenv}
+	var c Config
+	c.Env = r.oneOf("APP_ENV", EnvProduction, EnvDevelopment, EnvStaging, EnvProduction)
+	c.DataDir = r.str("DATA_DIR", "./data")
+	readStore(r, &c)
+	if len(r.errs) > 0 {
+		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(r.errs))
+	}
+	return c, nil
+}
+
+// readStore reads STORE and the DynamoDB settings.
+func readStore(r *reader, c *Config) {
+	c.Store = r.oneOf("STORE", "embedded", "embedded", "dynamodb", "memory")
+	c.Dynamo = Dynamo{
+		Table:       r.str("DYNAMO_DB_AUTH_TABLE", ""),
+		Region:      r.str("DYNAMO_DB_REGION", r.str("DYNAMO_DB__REGION", "")),
+		Endpoint:    r.httpURL("DYNAMO_DB_ENDPOINT", "", "http://127.0.0.1:8000"),
+		CreateTable: r.boolean("DYNAMO_DB_CREATE_TABLE", false),
+		CallTimeout: time.Duration(r.integer("DYNAMO_DB_TIMEOUT_IN_MILLISECONDS", 2000, 50, 60000)) * time.Millisecond,
+	}
+	if c.Store == "dynamodb" {
+		if c.Dynamo.Table == "" {
+			r.fail("DYNAMO_DB_AUTH_TABLE is required with STORE=dynamodb")
+		}
+		if c.Dynamo.Region == "" {
+			r.fail("DYNAMO_DB_REGION is required with STORE=dynamodb")
+		}
+	}
+}
+
+// httpURL reads an absolute http or https URL with a host (def when
+// unset); example shows the form in the error.
+func (r *reader) httpURL(name, def, example string) string {
+	v := r.str(name, def)
+	if v == "" {
+		return v
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		r.fail("%s must be an absolute http or https URL with a host, such as %s", name, example)
+	}
+	return v
+}
+
+// origins reads the CORS origins: each a browser's origin (RFC 6454), a
+// scheme, a host and an optional port, as the Origin header carries it.
+// * is refused: answers carry Access-Control-Allow-Credentials (the
+// refresh-token cookie), which browsers never honour beside a wildcard,
+// and echoing every origin instead would let any site call with the
+// customer's cookie.
+func (r *reader) origins(name string) []string {
+	list := r.list(name)
+	for _, o := range list {
+		if o == "*" {
+			r.fail("%s: * is refused: the service allows credentials (the refresh-token cookie), which browsers never send to a wildcard and which no site but your storefronts may use; list the storefronts' origins, such as https://shop.example", name)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+			r.fail("%s must list origins, each a scheme and a host with an optional port and nothing after it, such as https://shop.example or http://localhost:3000 (browsers send exactly that; a trailing slash never matches)", name)
+		}
+	}
+	return list
 }
 
 // Cookie name prefixes that browsers enforce (RFC 6265bis section 4.1.3):
@@ -570,10 +626,14 @@ func checkCookiePrefix(r *reader, c Cookie) {
 func readLogin(r *reader, c *Config, dev bool) {
 	c.LoginProvider = r.oneOf("LOGIN_PROVIDER", "static", "static", "http", "bigcommerce")
 	c.LoginTimeout = time.Duration(r.integer("LOGIN_TIMEOUT_IN_SECONDS", 10, 1, 120)) * time.Second
-	required := func(name string) string {
+	// required reads a variable the provider needs; with an example, a URL.
+	required := func(name, urlExample string) string {
 		v := r.str(name, "")
-		if v == "" {
+		switch {
+		case v == "":
 			r.fail("%s is required with LOGIN_PROVIDER=%s", name, c.LoginProvider)
+		case urlExample != "":
+			r.httpURL(name, "", urlExample)
 		}
 		return v
 	}
@@ -585,7 +645,7 @@ func readLogin(r *reader, c *Config, dev bool) {
 		}
 	case "http":
 		c.HTTPLogin = HTTPLogin{
-			URL:         required("LOGIN_HTTP_URL"),
+			URL:         required("LOGIN_HTTP_URL", "https://shop.example/meshauth-login"),
 			HeaderName:  r.str("LOGIN_HTTP_SECRET_HEADER", ""),
 			HeaderValue: strings.TrimSpace(r.getenv("LOGIN_HTTP_SECRET")),
 		}
@@ -594,11 +654,11 @@ func readLogin(r *reader, c *Config, dev bool) {
 		}
 	case "bigcommerce":
 		c.BigCommerce = BigCommerce{
-			StoreHash:  required("STORE_HASH"),
-			XAuthToken: required("X_AUTH_TOKEN"),
+			StoreHash:  required("STORE_HASH", ""),
+			XAuthToken: required("X_AUTH_TOKEN", ""),
 			ChannelID:  r.integer("BC_CHANNEL_ID", 1, 1, 1<<31-1),
-			GraphQLURL: required("BC_GRAPHQL_API"),
-			APIBase:    r.str("BC_API_URL", "https://api.bigcommerce.com"),
+			GraphQLURL: required("BC_GRAPHQL_API", "https://store-abc123.mybigcommerce.com/graphql"),
+			APIBase:    r.httpURL("BC_API_URL", "https://api.bigcommerce.com", "https://api.bigcommerce.com"),
 
 			TrustedProxySecret: r.str("TRUSTED_PROXY_SECRET", ""),
 		}

@@ -221,6 +221,26 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			[]string{"PORT", "JWT_PRIVATE_KEY and REFRESH_TOKEN_SECRET"},
 		},
 		{
+			"URLs without a scheme or a host",
+			production.with("STORE", "dynamodb", "DYNAMO_DB_AUTH_TABLE", "t", "DYNAMO_DB_REGION", "us-east-1", "DYNAMO_DB_ENDPOINT", "127.0.0.1:4999"),
+			[]string{"DYNAMO_DB_ENDPOINT"},
+		},
+		{
+			"bigcommerce URLs without a scheme",
+			production.with("LOGIN_PROVIDER", "bigcommerce", "STORE_HASH", "abc", "X_AUTH_TOKEN", "x", "BC_GRAPHQL_API", "store-abc.mybigcommerce.com/graphql", "BC_API_URL", "ftp://api.bigcommerce.com"),
+			[]string{"BC_GRAPHQL_API", "BC_API_URL"},
+		},
+		{
+			"http login URL without a host",
+			production.with("LOGIN_PROVIDER", "http", "LOGIN_HTTP_URL", "https:///login"),
+			[]string{"LOGIN_HTTP_URL"},
+		},
+		{
+			"CORS for every origin, and an origin with a path",
+			production.with("CORS_ALLOWED_ORIGINS", "*, https://shop.example/"),
+			[]string{"CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGINS"},
+		},
+		{
 			"short secrets and missing users file",
 			production.with("JWT_PRIVATE_KEY", "short", "REFRESH_TOKEN_SECRET", "also short", "STATIC_USERS_FILE", ""),
 			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"},
@@ -877,5 +897,26 @@ func TestTrustedProxies(t *testing.T) {
 		if slices.ContainsFunc(config.DefaultTrustedProxies, func(pr netip.Prefix) bool { return pr.Contains(a) }) {
 			t.Errorf("%s is trusted by default", p)
 		}
+	}
+}
+
+// TestLoadStoreReadsOnlyTheStore: meshauth migrate creates the table and
+// needs nothing else, so LoadStore validates the store's variables alone:
+// no secrets, no users file; a wrong store variable is still reported.
+func TestLoadStoreReadsOnlyTheStore(t *testing.T) {
+	dynamo := env{"STORE": "dynamodb", "DYNAMO_DB_AUTH_TABLE": "t", "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_ENDPOINT": "http://127.0.0.1:8000"}
+	c, err := config.LoadStore(dynamo.get)
+	if err != nil {
+		t.Fatalf("LoadStore without secrets: %v", err)
+	}
+	if c.Store != "dynamodb" || c.Dynamo.Table != "t" || c.Dynamo.Endpoint != "http://127.0.0.1:8000" {
+		t.Errorf("LoadStore read %+v", c.Dynamo)
+	}
+	_, err = config.LoadStore(dynamo.with("DYNAMO_DB_ENDPOINT", "127.0.0.1:8000", "DYNAMO_DB_REGION", "", "JWT_PRIVATE_KEY", "short").get)
+	if err == nil {
+		t.Fatal("LoadStore accepted an endpoint without a scheme and no region")
+	}
+	if got := problems(err); len(got) != 2 || !strings.Contains(err.Error(), "DYNAMO_DB_ENDPOINT") || !strings.Contains(err.Error(), "DYNAMO_DB_REGION") {
+		t.Errorf("LoadStore problems %q, want DYNAMO_DB_ENDPOINT and DYNAMO_DB_REGION alone", got)
 	}
 }

@@ -5,9 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/login/static"
 )
 
 const upstreamMarker = "UPSTREAM-BODY-MARKER"
@@ -151,4 +156,86 @@ func decodePayload(t *testing.T, jwt string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestUsersFileReloads: a users file changed while the service runs is
+// read again, at most once a second, at the next login: a user added is
+// let in and a user removed is not, without a restart. A change that
+// cannot be read (not JSON, a user without a customer id, the file gone)
+// keeps the users the service had and logs one warning that quotes
+// nothing of the file.
+func TestUsersFileReloads(t *testing.T) {
+	h, err := static.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "users.json")
+	write := func(users ...static.User) {
+		t.Helper()
+		if err := static.WriteFile(file, static.File{Users: users}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ada := static.User{Email: "ada@example.com", CustomerID: "1", PasswordHash: h}
+	bob := static.User{Email: "bob@example.com", CustomerID: "2", PasswordHash: h}
+	write(ada)
+	e := serve(t, map[string]string{"LOGIN_PROVIDER": "static", "STATIC_USERS_FILE": file})
+	loginCode := func(email string) string {
+		t.Helper()
+		r := e.do(t, loginQ, map[string]any{"e": email, "p": password}, nil)
+		if len(r.Errors) == 0 {
+			return "OK"
+		}
+		return code(t, r)
+	}
+	if c := loginCode("bob@example.com"); c != "INVALID_CREDENTIALS" {
+		t.Fatalf("bob before he is added: %s", c)
+	}
+
+	write(ada, bob)
+	if c := loginCode("bob@example.com"); c != "INVALID_CREDENTIALS" {
+		t.Fatalf("the file was read again within the second: %s", c)
+	}
+	e.clock.Advance(time.Second)
+	if c := loginCode("bob@example.com"); c != "OK" {
+		t.Fatalf("bob after he was added: %s", c)
+	}
+
+	write(bob)
+	e.clock.Advance(time.Second)
+	if c := loginCode("ada@example.com"); c != "INVALID_CREDENTIALS" {
+		t.Fatalf("ada after she was removed: %s", c)
+	}
+
+	const marker = "FILE-CONTENT-MARKER@example.com"
+	broken := map[string]func(){
+		"not JSON": func() {
+			if err := os.WriteFile(file, []byte(`{"users": [`+marker), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"no customer id": func() { write(bob, static.User{Email: marker, PasswordHash: h}) },
+		"gone":           func() { _ = os.Remove(file) },
+	}
+	for _, name := range []string{"not JSON", "no customer id", "gone"} {
+		before := strings.Count(e.logs.String(), "users file")
+		broken[name]()
+		for range 2 {
+			e.clock.Advance(time.Second)
+			if c := loginCode("bob@example.com"); c != "OK" {
+				t.Fatalf("%s: bob lost his login: %s", name, c)
+			}
+		}
+		if n := strings.Count(e.logs.String(), "users file") - before; n != 1 {
+			t.Errorf("%s: %d log lines about the users file, want one warning:\n%s", name, n, e.logs)
+		}
+	}
+	if strings.Contains(e.logs.String(), "FILE-CONTENT-MARKER") {
+		t.Errorf("the log quotes the users file:\n%s", e.logs)
+	}
+	write(ada)
+	e.clock.Advance(time.Second)
+	if c := loginCode("ada@example.com"); c != "OK" {
+		t.Fatalf("ada after the file came back: %s", c)
+	}
 }

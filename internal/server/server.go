@@ -17,11 +17,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/meshauth/meshauth/graph"
 	"github.com/meshauth/meshauth/internal/auth"
+	"github.com/meshauth/meshauth/internal/server/graphiql"
 	"github.com/meshauth/meshauth/internal/telemetry"
 )
 
@@ -33,7 +33,8 @@ type Options struct {
 	// GraphQL serves /graphql (graph.NewHandler).
 	GraphQL http.Handler
 	Log     *slog.Logger
-	// Playground serves the GraphiQL page at / (development only).
+	// Playground serves the GraphiQL page at / and its files under
+	// /graphiql/, all embedded in the binary (development only).
 	Playground bool
 	// Ready reports whether the service can serve (the store is reachable).
 	Ready func(ctx context.Context) error
@@ -86,7 +87,9 @@ func Handler(o Options) http.Handler {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.Playground {
-		mux.Handle("GET /{$}", playground.Handler("meshauth", "/graphql"))
+		explorer := graphiql.Handler()
+		mux.Handle("GET /{$}", explorer)
+		mux.Handle("GET "+graphiql.Prefix, explorer)
 	}
 	return withRequestID(mux)
 }

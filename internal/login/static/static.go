@@ -61,7 +61,7 @@ func New(users []User) (*Provider, error) {
 func newProvider(users []User, measure func(hash string) time.Duration) (*Provider, error) {
 	byEmail, err := index(users)
 	if err != nil {
-		return nil, err
+		return nil, usersError{err}
 	}
 	p := &Provider{users: byEmail}
 	if p.dummy, err = dummyHash(users, measure); err != nil {
@@ -91,6 +91,15 @@ func index(users []User) (map[string]User, error) {
 	}
 	return byEmail, errors.Join(errs...)
 }
+
+// errInvalidUsers matches the errors of a file whose users are invalid.
+var errInvalidUsers = errors.New("invalid users")
+
+// usersError is index's error, as it reads, matching errInvalidUsers.
+type usersError struct{ error }
+
+func (e usersError) Unwrap() error      { return e.error }
+func (usersError) Is(target error) bool { return target == errInvalidUsers }
 
 // dummyPassword is what dummy hashes hash; no login ever matches them.
 const dummyPassword = "meshauth dummy password"
@@ -216,13 +225,11 @@ func (p *Provider) MapIdentity(_ context.Context, ext login.External) (login.Ide
 	return identity(u), nil
 }
 
-// ReadFile reads a users file. A missing file reads as no users.
+// ReadFile reads a users file. A missing file is an error (errors.Is
+// os.ErrNotExist), so that a mistyped path never reads as "no users".
 func ReadFile(path string) (File, error) {
 	var f File
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return f, nil
-	}
 	if err != nil {
 		return f, fmt.Errorf("read users file: %w", err)
 	}
@@ -255,34 +262,67 @@ func WriteFile(path string, f File) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// Put adds the user to the file at path, or replaces the user with the same
-// email, hashing password with argon2id.
-func Put(path, email, customerID, password string) error {
-	if password == "" {
-		return errors.New("password is empty")
-	}
-	hash, err := HashPassword(password)
-	if err != nil {
-		return err
+// ErrCustomerIDChange is Put's refusal to give a user of the file another
+// customer id without Change.ReplaceID: the id is who the account logs in
+// as, and a case-only difference in the email must never change it.
+var ErrCustomerIDChange = errors.New("the user has another customer id")
+
+// ErrNewUserNeedsID is Put's refusal to add a user without a customer id.
+var ErrNewUserNeedsID = errors.New("a new user needs a customer id")
+
+// Change is a user added, or given a new password, by Put.
+type Change struct {
+	Email    string
+	Password string
+	// CustomerID is required for a new user. For a user the file has (the
+	// same email in any case of A-Z), empty keeps the id, and another id is
+	// refused with ErrCustomerIDChange unless ReplaceID.
+	CustomerID string
+	ReplaceID  bool
+}
+
+// Put adds a user to the file at path, creating the file, or gives the
+// user with the same email a new password (hashed with argon2id), keeping
+// its customer id (unless c.ReplaceID), claims, role, status and state.
+// It returns the user as saved and whether it is new.
+func Put(path string, c Change) (User, bool, error) {
+	if c.Password == "" {
+		return User{}, false, errors.New("password is empty")
 	}
 	f, err := ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = File{}, nil // the first user makes the file
+	}
 	if err != nil {
-		return err
+		return User{}, false, err
 	}
-	u := User{Email: login.NormalizeEmail(email), CustomerID: customerID, PasswordHash: hash}
-	if _, err := index([]User{u}); err != nil {
-		return err
-	}
-	kept := f.Users[:0]
-	for _, old := range f.Users {
-		if login.NormalizeEmail(old.Email) != u.Email {
-			kept = append(kept, old)
-		} else {
-			u.Claims, u.Disabled = old.Claims, old.Disabled
+	u := User{Email: login.NormalizeEmail(c.Email), CustomerID: c.CustomerID}
+	i := slices.IndexFunc(f.Users, func(old User) bool { return login.NormalizeEmail(old.Email) == u.Email })
+	added := i < 0
+	if !added {
+		old := f.Users[i]
+		switch {
+		case c.CustomerID == "":
+			u.CustomerID = old.CustomerID
+		case c.CustomerID != old.CustomerID && !c.ReplaceID:
+			return User{}, false, fmt.Errorf("%w: %s is customer %s", ErrCustomerIDChange, u.Email, old.CustomerID)
 		}
+		u.Claims, u.Role, u.Status, u.Disabled = old.Claims, old.Role, old.Status, old.Disabled
+	} else if u.CustomerID == "" {
+		return User{}, false, fmt.Errorf("%w: %s is not in the file", ErrNewUserNeedsID, u.Email)
 	}
-	f.Users = append(kept, u)
-	return WriteFile(path, f)
+	if u.PasswordHash, err = HashPassword(c.Password); err != nil {
+		return User{}, false, err
+	}
+	if _, err := index([]User{u}); err != nil {
+		return User{}, false, err
+	}
+	if added {
+		f.Users = append(f.Users, u)
+	} else {
+		f.Users[i] = u
+	}
+	return u, added, WriteFile(path, f)
 }
 
 // Remove deletes the user with the email from the file at path. It reports

@@ -261,7 +261,7 @@ func TestPutKeepsLookalikesApart(t *testing.T) {
 	if err := WriteFile(path, File{Users: []User{kate}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Put(path, "\u212Aate@example.com", "c-other", "other password"); err != nil {
+	if _, _, err := Put(path, Change{Email: "\u212Aate@example.com", CustomerID: "c-other", Password: "other password"}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := ReadFile(path)
@@ -306,9 +306,10 @@ func TestReadWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users.json")
 
-	f, err := ReadFile(path)
-	if err != nil || len(f.Users) != 0 {
-		t.Fatalf("ReadFile(missing) = %+v, %v; want no users and no error", f, err)
+	// A missing file is an error, never "no users": a mistyped path must
+	// not read as an empty file.
+	if f, err := ReadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ReadFile(missing) = %+v, %v; want an error that is os.ErrNotExist", f, err)
 	}
 
 	in := File{Users: []User{
@@ -392,12 +393,19 @@ func TestPut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Replace, addressed with another case; then add a new user.
-	if err := Put(path, " ADA@example.com ", "c-new", "new password"); err != nil {
-		t.Fatalf("Put (replace): %v", err)
+	// Replace, addressed with another case: the customer id stays unless
+	// ReplaceID; then add a new user.
+	if _, _, err := Put(path, Change{Email: " ADA@example.com ", CustomerID: "c-new", Password: "new password"}); !errors.Is(err, ErrCustomerIDChange) {
+		t.Fatalf("Put with another customer id = %v, want ErrCustomerIDChange", err)
 	}
-	if err := Put(path, "New@Example.com", "c-3", "third password"); err != nil {
-		t.Fatalf("Put (add): %v", err)
+	if u, added, err := Put(path, Change{Email: "Ada@example.com", Password: "kept id"}); err != nil || added || u.CustomerID != "c-old" {
+		t.Fatalf("Put (new password) = %+v, %v, %v; want c-old kept", u, added, err)
+	}
+	if _, added, err := Put(path, Change{Email: " ADA@example.com ", CustomerID: "c-new", Password: "new password", ReplaceID: true}); err != nil || added {
+		t.Fatalf("Put (replace) = %v, %v", added, err)
+	}
+	if _, added, err := Put(path, Change{Email: "New@Example.com", CustomerID: "c-3", Password: "third password"}); err != nil || !added {
+		t.Fatalf("Put (add) = %v, %v", added, err)
 	}
 	f, err := ReadFile(path)
 	if err != nil {
@@ -446,7 +454,7 @@ func TestPutRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := Put(path, tt.email, tt.customerID, tt.pw); err == nil {
+			if _, _, err := Put(path, Change{Email: tt.email, CustomerID: tt.customerID, Password: tt.pw}); err == nil {
 				t.Fatal("Put succeeded, want error")
 			}
 			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
@@ -481,6 +489,12 @@ func TestRemove(t *testing.T) {
 				}
 			}
 			found, err := Remove(path, tt.email)
+			if tt.missing {
+				if !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("Remove from a missing file = %v, %v; want os.ErrNotExist", found, err)
+				}
+				return
+			}
 			if err != nil || found != tt.wantFound {
 				t.Fatalf("Remove = %v, %v; want %v, nil", found, err, tt.wantFound)
 			}

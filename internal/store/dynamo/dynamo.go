@@ -181,8 +181,11 @@ func (s *Store) Close() error { return nil }
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	if err := s.credentials(ctx, "ping"); err != nil {
+		return err
+	}
 	if _, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table}); err != nil {
-		return wrap("ping", err)
+		return wrap("ping "+s.table, err)
 	}
 	return nil
 }

@@ -13,6 +13,32 @@ import (
 	"github.com/meshauth/meshauth/internal/store"
 )
 
+// Errors of this backend beyond the store's sentinels, for the service to
+// tell an operator what to do. Callers test them with errors.Is.
+var (
+	// ErrNoCredentials: the standard AWS credentials chain found no
+	// credentials (no keys in the environment, no profile, no container or
+	// instance role). No request was sent.
+	ErrNoCredentials = errors.New("no AWS credentials")
+	// ErrNoTable: DynamoDB answered that the table (or its index) does not
+	// exist (ResourceNotFoundException).
+	ErrNoTable = errors.New("table does not exist")
+)
+
+// credentials retrieves the client's credentials (the SDK caches them), so
+// that missing ones are reported as ErrNoCredentials rather than as a
+// failed request, before any request is sent.
+func (s *Store) credentials(ctx context.Context, op string) error {
+	p := s.client.Options().Credentials
+	if p == nil {
+		return nil
+	}
+	if _, err := p.Retrieve(ctx); err != nil {
+		return fmt.Errorf("dynamodb %s: %w: %w", op, ErrNoCredentials, err)
+	}
+	return nil
+}
+
 // conditionFailed returns the ConditionalCheckFailedException in err, or nil.
 func conditionFailed(err error) *types.ConditionalCheckFailedException {
 	var ccf *types.ConditionalCheckFailedException
@@ -58,6 +84,10 @@ func unavailable(err error) bool {
 // reached or answered too slowly. It adds no attribute value: the SDK's
 // message carries the operation, request id, error code and DynamoDB's reason.
 func wrap(op string, err error) error {
+	var missing *types.ResourceNotFoundException
+	if errors.As(err, &missing) {
+		return fmt.Errorf("dynamodb %s: %w: %w", op, ErrNoTable, err)
+	}
 	if unavailable(err) {
 		return fmt.Errorf("dynamodb %s: %w: %w", op, store.ErrUnavailable, err)
 	}

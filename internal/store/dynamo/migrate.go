@@ -21,6 +21,9 @@ const MigrateTimeout = 5 * time.Minute
 // billing) unless it exists, waits until the table and its indexes are ACTIVE, checks them as
 // Verify does, and turns on time to live on the ttl attribute unless it is on.
 func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.credentials(ctx, "create table "+s.table); err != nil {
+		return err
+	}
 	cctx, cancel := s.call(ctx)
 	_, err := s.client.CreateTable(cctx, &dynamodb.CreateTableInput{
 		TableName:   &s.table,
@@ -79,10 +82,14 @@ func tableNotReady(_ context.Context, _ *dynamodb.DescribeTableInput, out *dynam
 
 // Verify checks, without changing anything, that the table exists with the
 // key and index this package needs; use it instead of Migrate when the table
-// is created elsewhere. It does not check time to live.
+// is created elsewhere. It does not check time to live. A missing table is
+// ErrNoTable; missing credentials are ErrNoCredentials.
 func (s *Store) Verify(ctx context.Context) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	if err := s.credentials(ctx, "describe table "+s.table); err != nil {
+		return err
+	}
 	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
 	if err != nil {
 		return wrap("describe table "+s.table, err)

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/meshauth/meshauth"
+	"github.com/meshauth/meshauth/internal/servicetest"
+)
+
+// dynamoEndpoint is DynamoDB Local's address, or skips the test (fails it
+// under CI=true, which must run it).
+func dynamoEndpoint(t *testing.T) string {
+	t.Helper()
+	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
+	if ep == "" {
+		msg := "needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./internal/server/"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return ep
+}
+
+// readyz is /readyz's status.
+func readyz(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestTableGoneWhileRunning: DynamoDB Local in memory forgets the table when
+// it alone restarts (docker compose). The service notices at its readiness
+// check: without DYNAMO_DB_CREATE_TABLE it answers 503 and logs that the
+// table is missing and how to create it; with it, it creates the table
+// again and is ready, and logins work again.
+func TestTableGoneWhileRunning(t *testing.T) {
+	endpoint := dynamoEndpoint(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	for _, create := range []bool{false, true} {
+		t.Run("DYNAMO_DB_CREATE_TABLE="+strconv.FormatBool(create), func(t *testing.T) {
+			table := "meshauth-gone-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			vars := map[string]string{
+				"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": "us-east-1",
+				"DYNAMO_DB_AUTH_TABLE": table, "DYNAMO_DB_CREATE_TABLE": "true", "DYNAMO_DB_TIMEOUT_IN_MILLISECONDS": "10000",
+			}
+			s := servicetest.Start(t, vars, meshauth.Options{Login: users()})
+			t.Cleanup(func() { _, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}) })
+			if !create {
+				// An instance that only verifies the table the first made.
+				vars["DYNAMO_DB_CREATE_TABLE"] = "false"
+				s = servicetest.Start(t, vars, meshauth.Options{Login: users()})
+			}
+			e := &env{url: s.URL, clock: s.Clock, logs: s.Logs}
+			if c := readyz(t, s.URL); c != http.StatusOK {
+				t.Fatalf("/readyz before: %d", c)
+			}
+			if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			status := readyz(t, s.URL)
+			for create && status != http.StatusOK && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+				status = readyz(t, s.URL)
+			}
+			if !create {
+				if status != http.StatusServiceUnavailable {
+					t.Fatalf("/readyz with the table gone: %d, want 503", status)
+				}
+				want := "DynamoDB table " + table + " is missing"
+				if logs := s.Logs.String(); !strings.Contains(logs, want) || !strings.Contains(logs, "DYNAMO_DB_CREATE_TABLE=true") {
+					t.Fatalf("the log does not say %q and how to create it:\n%s", want, logs)
+				}
+				return
+			}
+			if status != http.StatusOK {
+				t.Fatalf("/readyz did not recover: %d\n%s", status, s.Logs)
+			}
+			if !strings.Contains(s.Logs.String(), "created again") {
+				t.Errorf("the log does not say the table was created again:\n%s", s.Logs)
+			}
+			e.login(t, "ada@example.com", false)
+		})
+	}
+}
