@@ -324,7 +324,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			}
 			return s, s, legacyRows(s, cfg), s, nil
 		}
-		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) {
+		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) && !errors.Is(err, dynamo.ErrNoTable) {
 			// Serve anyway: /readyz answers 503 until DynamoDB answers.
 			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
 		} else if err != nil {

@@ -94,6 +94,11 @@ func TestTableGoneWhileRunning(t *testing.T) {
 				if logs := s.Logs.String(); !strings.Contains(logs, want) || !strings.Contains(logs, "DYNAMO_DB_CREATE_TABLE=true") {
 					t.Fatalf("the log does not say %q and how to create it:\n%s", want, logs)
 				}
+				// Clients are told to retry later, not that the service broke.
+				r := e.do(t, loginQ, map[string]any{"e": "ada@example.com", "p": password}, nil)
+				if c := code(t, r); c != "STORE_UNAVAILABLE" {
+					t.Fatalf("login with the table gone: %s", r.Raw)
+				}
 				return
 			}
 			if status != http.StatusOK {

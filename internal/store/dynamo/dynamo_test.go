@@ -134,8 +134,8 @@ func TestMigrateAndVerifyRejectAnotherSchema(t *testing.T) {
 	if err := other.Verify(ctx); err == nil {
 		t.Fatal("Verify of a missing table succeeded")
 	}
-	if err := other.Ping(ctx); err == nil || errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("Ping of a missing table = %v, want an error other than ErrUnavailable", err)
+	if err := other.Ping(ctx); !errors.Is(err, ErrNoTable) {
+		t.Fatalf("Ping of a missing table = %v, want ErrNoTable", err)
 	}
 	_, err := s.Client().CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(other.Table()),

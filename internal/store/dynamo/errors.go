@@ -81,12 +81,14 @@ func unavailable(err error) bool {
 }
 
 // wrap adds op to err, and store.ErrUnavailable when the backend could not be
-// reached or answered too slowly. It adds no attribute value: the SDK's
-// message carries the operation, request id, error code and DynamoDB's reason.
+// reached or answered too slowly, or its table is missing (clients are told
+// to retry later, as the table may be created again). It adds no attribute
+// value: the SDK's message carries the operation, request id, error code and
+// DynamoDB's reason.
 func wrap(op string, err error) error {
 	var missing *types.ResourceNotFoundException
 	if errors.As(err, &missing) {
-		return fmt.Errorf("dynamodb %s: %w: %w", op, ErrNoTable, err)
+		return fmt.Errorf("dynamodb %s: %w: %w: %w", op, ErrNoTable, store.ErrUnavailable, err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("dynamodb %s: %w: %w", op, store.ErrUnavailable, err)
