@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,7 +22,7 @@ import (
 var _ store.Store = (*Store)(nil)
 
 var (
-	bucketSessions  = []byte("sessions")  // id -> JSON session
+	bucketSessions  = []byte("sessions")  // id -> session record (codec.go)
 	bucketCustomers = []byte("customers") // customer id | 0 | id -> nothing
 	bucketExpiry    = []byte("expiry")    // expiry unix nanos (8, big-endian) | id -> nothing
 )
@@ -213,7 +212,8 @@ func (s *Store) Create(_ context.Context, sess store.Session) error {
 		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
 			return store.ErrAlreadyExists
 		}
-		return putTx(tx, sess, nil)
+		_, err := putTx(tx, sess, nil)
+		return err
 	})
 }
 
@@ -242,7 +242,8 @@ func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Se
 		}
 		sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 		sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-		return putTx(tx, sess, &old)
+		sess, err = putTx(tx, sess, &old)
+		return err
 	})
 	return sess, err
 }
@@ -257,7 +258,8 @@ func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store
 		}
 		sess = old
 		sess.ExpiresAt = expiresAt
-		return putTx(tx, sess, &old)
+		sess, err = putTx(tx, sess, &old)
+		return err
 	})
 	return sess, err
 }
@@ -348,40 +350,36 @@ func getTx(tx *bolt.Tx, id string) (store.Session, error) {
 	if v == nil {
 		return store.Session{}, store.ErrNotFound
 	}
-	var sess store.Session
-	if err := json.Unmarshal(v, &sess); err != nil {
-		return store.Session{}, fmt.Errorf("decode session: %w", err)
-	}
-	return sess, nil
+	return decodeSession(id, v)
 }
 
-// putTx writes sess and its index entries, replacing those of old if given.
-// Index entries that did not change are not rewritten: a rotation keeps the
+// putTx writes sess and its index entries, replacing those of old if given,
+// and returns sess as stored (times to the millisecond, in UTC). Index
+// entries that did not change are not rewritten: a rotation keeps the
 // customer, so it dirties only the session's page and, when the end moved,
 // the expiry index.
-func putTx(tx *bolt.Tx, sess store.Session, old *store.Session) error {
-	v, err := json.Marshal(sess)
-	if err != nil {
-		return fmt.Errorf("encode session: %w", err)
+func putTx(tx *bolt.Tx, sess store.Session, old *store.Session) (store.Session, error) {
+	for _, t := range [...]*time.Time{&sess.CreatedAt, &sess.RefreshedAt, &sess.RotatedAt, &sess.ExpiresAt} {
+		*t = time.UnixMilli(t.UnixMilli()).UTC()
 	}
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), v); err != nil {
-		return err
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess)); err != nil {
+		return sess, err
 	}
 	if old == nil || old.CustomerID != sess.CustomerID {
 		if err := tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil); err != nil {
-			return err
+			return sess, err
 		}
 	}
 	if old == nil || !old.ExpiresAt.Equal(sess.ExpiresAt) {
 		exp := tx.Bucket(bucketExpiry)
 		if old != nil {
 			if err := exp.Delete(expiryKey(old.ExpiresAt, old.ID)); err != nil {
-				return err
+				return sess, err
 			}
 		}
-		return exp.Put(expiryKey(sess.ExpiresAt, sess.ID), nil)
+		return sess, exp.Put(expiryKey(sess.ExpiresAt, sess.ID), nil)
 	}
-	return nil
+	return sess, nil
 }
 
 func deleteTx(tx *bolt.Tx, id string) (store.Session, error) {

@@ -162,7 +162,7 @@ func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
 	}
 	sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-	return sess, putTx(tx, sess, &old)
+	return putTx(tx, sess, &old)
 }
 
 type groupCommit struct {
