@@ -125,6 +125,23 @@ func BenchmarkRotate(b *testing.B) {
 	})
 }
 
+// BenchmarkSweep100k: one sweep of a file holding 100 000 live sessions,
+// which reads every record's end and deletes nothing, as most sweeps do:
+//
+//	go test -run '^$' -bench Sweep100k -benchtime 20x ./internal/store/embedded/
+func BenchmarkSweep100k(b *testing.B) {
+	s := openBench(b)
+	preload(b, s, 100_000)
+	at := time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC) // before every end
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if n, err := s.Sweep(at); err != nil || n != 0 {
+			b.Fatalf("Sweep = %d, %v", n, err)
+		}
+	}
+}
+
 // preload creates n sessions from 64 goroutines, as concurrent logins do.
 func preload(b *testing.B, s *Store, n int) {
 	const callers = 64
