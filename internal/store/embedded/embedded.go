@@ -180,22 +180,35 @@ func (s *Store) StartSweeper(interval time.Duration, now func() time.Time, onErr
 // holds up no write, then deletes those still ended in one write: a
 // session extended meanwhile stays. Keeping no index of ends spares every
 // rotation the index's pages; reading 100 000 records takes milliseconds.
+// A record it cannot read is left alone and reported in the error, after
+// the others have been swept.
 func (s *Store) Sweep(now time.Time) (int, error) {
 	var ids []string
+	var unreadable error
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+		bad := 0
+		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
 			end, err := recordExpiresAt(v)
-			if err != nil {
-				return fmt.Errorf("sweep: session %q: %w", k, err)
-			}
-			if end.Before(now) {
+			switch {
+			case err != nil:
+				if bad++; bad == 1 {
+					unreadable = fmt.Errorf("session %q: %w", k, err)
+				}
+			case end.Before(now):
 				ids = append(ids, string(k))
 			}
 			return nil
 		})
+		if bad > 0 {
+			unreadable = fmt.Errorf("sweep: %d sessions could not be read and were left, the first: %w", bad, unreadable)
+		}
+		return err
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, unreadable
 	}
 	n := 0
 	err = s.update(func(tx *bolt.Tx) error {
@@ -218,7 +231,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		}
 		return nil
 	})
-	return n, err
+	return n, errors.Join(err, unreadable)
 }
 
 // Close stops the sweeper and closes the file. Closing twice is harmless.
