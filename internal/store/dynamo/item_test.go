@@ -279,3 +279,22 @@ func TestErrorClasses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzUnpackData: no value of d makes unpackData panic, and one that
+// unpacks packs to a value that unpacks to the same fields.
+func FuzzUnpackData(f *testing.F) {
+	f.Add(packData(store.Session{UserAgent: chromeUA, IP: clientV6, Claims: []byte(`{"a":1}`), RememberMe: true}))
+	f.Add(packData(store.Session{IP: "unknown", RotatedAt: time.Unix(1, 0)}))
+	f.Add([]byte{dataV1, 0xff, 0x80})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		var sess store.Session
+		if err := unpackData(&sess, d); err != nil {
+			return
+		}
+		var again store.Session
+		if err := unpackData(&again, packData(sess)); err != nil {
+			t.Fatalf("repacked d: %v", err)
+		}
+		mustEqual(t, again, sess)
+	})
+}

@@ -259,3 +259,31 @@ func mustGet(t *testing.T, s *Store, id string) store.Session {
 	}
 	return got
 }
+
+// FuzzDecodeSession: no record makes decodeSession or recordExpiresAt
+// panic; a record that decodes has the end recordExpiresAt reads, and
+// encodes to a record that decodes to the same session.
+func FuzzDecodeSession(f *testing.F) {
+	f.Add(encodeSession(typicalSession()))
+	f.Add(encodeSession(store.Session{ID: "s", IP: "unknown", Claims: json.RawMessage(`{}`)}))
+	f.Add([]byte(oldRecordRotated))
+	f.Add([]byte{recordV1, 0xff, 0x80})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		sess, err := decodeSession("s", v)
+		end, endErr := recordExpiresAt(v)
+		if err != nil {
+			return
+		}
+		if endErr != nil || !end.Equal(sess.ExpiresAt) {
+			t.Fatalf("recordExpiresAt = %v, %v; the record decodes with end %v", end, endErr, sess.ExpiresAt)
+		}
+		if v[0] != recordV1 {
+			return // JSON: times may be finer than the binary form keeps
+		}
+		again, err := decodeSession("s", encodeSession(sess))
+		if err != nil {
+			t.Fatalf("re-encoded record: %v", err)
+		}
+		mustEqual(t, again, sess)
+	})
+}
