@@ -43,6 +43,12 @@
 // through, N times in distinct variants, and reports the service's CPU per
 // request; then 10 000 distinct hostile documents and the peak RSS.
 //
+// -preload N logs N distinct customers in first, unmeasured, so that the
+// scenarios run against a store holding N more sessions, and reports the
+// service's RSS split into anonymous memory, file-backed memory and the
+// part of it that is the embedded store's sessions.db, with that file's size
+// per session: go run ./bench -preload 100000 -scenarios refresh.
+//
 // -soak D runs mixed for D instead of the scenarios and samples RSS every
 // -soak-interval. With -check (DynamoDB only) the soak runs the checked
 // load of soak.go instead (login, refresh, concurrent duplicate refreshes,
@@ -106,6 +112,7 @@ type options struct {
 	reuseSample    int
 	checkTimeout   time.Duration
 	hostile        int
+	preload        int
 }
 
 // errInvariants reports a checked soak whose invariants failed; the
@@ -163,6 +170,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.reuseSample, "reuse-sample", 16, "with -check: live sessions whose second-latest token is presented after the reuse interval (this ends them)")
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 5*time.Minute, "with -check: bound on the checks after the soak")
 	fs.IntVar(&o.hostile, "hostile", 0, "instead of the scenarios, send each hostile shape (no login) this many times, then 10 000 distinct hostile documents, and report service CPU per request and peak RSS")
+	fs.IntVar(&o.preload, "preload", 0, "before measuring, log in this many distinct customers (e.g. 100000), so that the scenarios run against a store holding that many sessions; reports the service's RSS (anonymous and file-backed) and sessions.db's size after them")
 	fs.Bool("serve-ceiling", false, "internal: run as the ceiling's server process")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -191,6 +199,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.coldStarts < 1 {
 		errs = append(errs, errors.New("-cold-starts must be at least 1"))
+	}
+	if o.preload < 0 || o.preload > 0 && (o.hostile > 0 || o.check) {
+		errs = append(errs, errors.New("-preload must be at least 0, and goes with neither -hostile nor -check"))
 	}
 	if o.check {
 		if o.soak <= 0 || o.store != "dynamodb" {
@@ -365,6 +376,19 @@ func run(o options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "bench: worst service CPU per request without a login: %.3f ms (target <= 10 ms: %s); peak RSS after 10 000 distinct hostile documents: %.1f MiB (target < 64 MB: %s)\n",
 			worst, verdict(worst <= 10), peak, verdict(peak*1.048576 < 64))
 		return nil
+	}
+
+	if o.preload > 0 {
+		pt := newTarget(svc.base+"/graphql", o.users)
+		db := ""
+		if o.store == "embedded" {
+			db = filepath.Join(tmp, fmt.Sprintf("data-%d", o.coldStarts-1), "sessions.db")
+		}
+		err := preload(ctx, pt, svc, o.preload, o.users, o.xff, db, stdout, stderr)
+		pt.close()
+		if err != nil {
+			return err
+		}
 	}
 
 	// The ceilings, then the scenarios, then the ceilings again: on a shared

@@ -401,6 +401,9 @@ func (s *Service) storeFailure(op string, err error) *Error {
 }
 
 func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	if !s.o.Log.Enabled(ctx, slog.LevelInfo) {
+		return // before building the record: a refresh makes one
+	}
 	s.o.Log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event)}, attrs...)...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -64,6 +65,9 @@ type Signer struct {
 	// idClaims carry the customer id besides sub; DefaultCustomerIDClaims
 	// unless WithCustomerIDClaims says otherwise.
 	idClaims []string
+	// header is the tokens' encoded JOSE header; hs256 the HS256 key's MACs.
+	header string
+	hs256  *macPool
 }
 
 // NewHS256 returns a Signer that signs with HMAC-SHA256 and the shared secret.
@@ -143,6 +147,16 @@ func (s *Signer) JWKS() []byte {
 
 func newSigner(m jwt.SigningMethod, sign crypto.PrivateKey, verify any, kid, iss, aud string) *Signer {
 	s := &Signer{method: m, signKey: sign, verifyKey: verify, keyID: kid, issuer: iss, audience: aud, idClaims: DefaultCustomerIDClaims}
+	// As golang-jwt writes it: a map, so keys in order.
+	header := map[string]string{"alg": m.Alg(), "typ": "JWT"}
+	if kid != "" {
+		header["kid"] = kid
+	}
+	h, _ := json.Marshal(header) // strings always encode
+	s.header = base64.RawURLEncoding.EncodeToString(h)
+	if key, ok := sign.([]byte); ok {
+		s.hs256 = newMACPool(key)
+	}
 	return s.WithClock(time.Now)
 }
 
@@ -189,14 +203,12 @@ func (s *Signer) WithClock(now func() time.Time) *Signer {
 // Algorithm returns the JWS algorithm name the Signer uses.
 func (s *Signer) Algorithm() string { return s.method.Alg() }
 
-// Sign mints an access token for c.
+// Sign mints an access token for c. The token is assembled here, without
+// reflection, byte for byte as golang-jwt signs jwt.MapClaims (the header
+// and the claims as encoding/json marshals maps: keys sorted, HTML-safe
+// escaping), which is what it was signed with before and what Verify
+// parses with.
 func (s *Signer) Sign(c Claims) (string, error) {
-	mc := jwt.MapClaims{}
-	for k, v := range c.Extra {
-		if !s.reserved(k) {
-			mc[k] = v
-		}
-	}
 	if c.ID == "" {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -204,26 +216,107 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		}
 		c.ID = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	var id any = c.CustomerID
-	if c.NumericCustomerID && login.IsNumericID(c.CustomerID) {
-		id = json.Number(c.CustomerID)
+	numericID := c.NumericCustomerID && login.IsNumericID(c.CustomerID)
+	var list [16]claim
+	claims := list[:0]
+	for k, v := range c.Extra {
+		if !s.reserved(k) {
+			claims = append(claims, claim{name: k, kind: claimValue, value: v})
+		}
 	}
 	for _, name := range s.idClaims {
-		mc[name] = id
+		if numericID {
+			claims = append(claims, claim{name: name, kind: claimRaw, str: c.CustomerID})
+		} else {
+			claims = append(claims, claim{name: name, str: c.CustomerID})
+		}
 	}
-	mc["sub"] = c.CustomerID
-	mc["iss"] = s.issuer
-	mc["aud"] = s.audience
-	mc["iat"] = c.IssuedAt.Unix()
-	mc["exp"] = c.Expires.Unix()
-	mc["jti"] = c.ID
-	mc["sid"] = c.SessionID
-	mc["refresh_expiry"] = c.RefreshExpiry.Unix()
-	t := jwt.NewWithClaims(s.method, mc)
-	if s.keyID != "" {
-		t.Header["kid"] = s.keyID
+	claims = append(claims,
+		claim{name: "sub", str: c.CustomerID},
+		claim{name: "iss", str: s.issuer},
+		claim{name: "aud", str: s.audience},
+		claim{name: "iat", kind: claimNumber, num: c.IssuedAt.Unix()},
+		claim{name: "exp", kind: claimNumber, num: c.Expires.Unix()},
+		claim{name: "jti", str: c.ID},
+		claim{name: "sid", str: c.SessionID},
+		claim{name: "refresh_expiry", kind: claimNumber, num: c.RefreshExpiry.Unix()},
+	)
+	slices.SortFunc(claims, func(a, b claim) int { return strings.Compare(a.name, b.name) })
+	var scratch [512]byte
+	payload := append(scratch[:0], '{')
+	for i, cl := range claims {
+		if i > 0 && cl.name == claims[i-1].name {
+			continue // a customer-id claim named twice: a map holds it once
+		}
+		if len(payload) > 1 {
+			payload = append(payload, ',')
+		}
+		payload = appendJSONString(payload, cl.name)
+		payload = append(payload, ':')
+		switch cl.kind {
+		case claimNumber:
+			payload = strconv.AppendInt(payload, cl.num, 10)
+		case claimRaw:
+			payload = append(payload, cl.str...)
+		case claimValue:
+			v, err := json.Marshal(cl.value)
+			if err != nil {
+				return "", fmt.Errorf("encode claim %q: %w", cl.name, err)
+			}
+			payload = append(payload, v...)
+		default:
+			payload = appendJSONString(payload, cl.str)
+		}
 	}
-	return t.SignedString(s.signKey)
+	payload = append(payload, '}')
+
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(64))
+	out = append(out, s.header...)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, payload)
+	var sig []byte
+	if key, ok := s.signKey.(ed25519.PrivateKey); ok {
+		sig = ed25519.Sign(key, out)
+	} else {
+		sig = s.hs256.sum(nil, out, nil)
+	}
+	out = append(out, '.')
+	out = enc.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// claim is one claim of an access token while Sign encodes it.
+type claim struct {
+	name  string
+	kind  claimKind
+	str   string // claimString, claimRaw
+	num   int64  // claimNumber
+	value any    // claimValue
+}
+
+type claimKind uint8
+
+const (
+	claimString claimKind = iota // str, as a JSON string
+	claimNumber                  // num
+	claimRaw                     // str is a JSON number literal (a numeric customer id)
+	claimValue                   // value, through encoding/json (extra claims)
+)
+
+// appendJSONString appends s as encoding/json encodes a string (with HTML
+// escaping): printable ASCII without '"', '\\', '<', '>' and '&' as is,
+// anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Verify checks an access token's signature, algorithm, issuer, audience, exp,

@@ -46,6 +46,9 @@ const (
 // EncodedLen is the length of every refresh token in characters.
 var EncodedLen = base64.RawURLEncoding.EncodedLen(rawLen)
 
+// encodedLen is EncodedLen as a constant: unpadded base64 of rawLen bytes.
+const encodedLen = (rawLen*8 + 5) / 6
+
 // Refresh is the decoded, authenticated content of a refresh token.
 type Refresh struct {
 	// SessionID names the session the token belongs to.
@@ -65,7 +68,8 @@ func (r Refresh) String() string { return base64.RawURLEncoding.EncodeToString(r
 // derived from one server secret with HKDF (RFC 5869), one per purpose.
 // A Codec is safe for concurrent use.
 type Codec struct {
-	tagKey, nextKey, hashKey, seedKey []byte
+	tag, next, hash *macPool
+	seedKey         []byte
 }
 
 // NewCodec derives the codec's keys from secret, which must hold at least 32 bytes.
@@ -74,7 +78,7 @@ func NewCodec(secret []byte) (*Codec, error) {
 		return nil, errors.New("refresh token secret must be at least 32 bytes")
 	}
 	derive := func(purpose string) []byte { return DeriveKey(secret, "refresh "+purpose) }
-	return &Codec{tagKey: derive("tag"), nextKey: derive("next"), hashKey: derive("hash"), seedKey: derive("seed")}, nil
+	return &Codec{tag: newMACPool(derive("tag")), next: newMACPool(derive("next")), hash: newMACPool(derive("hash")), seedKey: derive("seed")}, nil
 }
 
 // DeriveKey derives a 32-byte key for one purpose from a server secret with
@@ -132,12 +136,11 @@ func (c *Codec) FromSeed(seed []byte, created, expires time.Time) Refresh {
 // always has the same successor secret: a retried or concurrent rotation can
 // hand out the very token the winning rotation stored, without storing it.
 func (c *Codec) Next(r Refresh, expires time.Time) Refresh {
-	m := hmac.New(sha256.New, c.nextKey)
-	m.Write(r.raw[offSID:offCreated])
-	m.Write(r.raw[offSecret:offTag])
+	var buf [sha256.Size]byte
+	secret := c.next.sum(buf[:0], r.raw[offSID:offCreated], r.raw[offSecret:offTag])
 	var id [sidLen]byte
 	copy(id[:], r.raw[offSID:offCreated])
-	return c.assemble(id, r.Created, expires, m.Sum(nil))
+	return c.assemble(id, r.Created, expires, secret)
 }
 
 // Parse decodes and authenticates a refresh token. It returns ErrMalformed for
@@ -147,11 +150,14 @@ func (c *Codec) Parse(s string) (Refresh, error) {
 	if len(s) != EncodedLen {
 		return r, ErrMalformed
 	}
-	n, err := base64.RawURLEncoding.Decode(r.raw[:], []byte(s))
+	var text [encodedLen]byte
+	copy(text[:], s)
+	n, err := base64.RawURLEncoding.Decode(r.raw[:], text[:])
 	if err != nil || n != rawLen || r.raw[0] != version {
 		return Refresh{}, ErrMalformed
 	}
-	if !hmac.Equal(c.tag(r.raw[:offTag]), r.raw[offTag:]) {
+	var tag [sha256.Size]byte
+	if !hmac.Equal(c.tagOf(tag[:0], r.raw[:offTag]), r.raw[offTag:]) {
 		return Refresh{}, ErrMalformed
 	}
 	r.SessionID = base64.RawURLEncoding.EncodeToString(r.raw[offSID:offCreated])
@@ -163,9 +169,7 @@ func (c *Codec) Parse(s string) (Refresh, error) {
 // Hash returns the keyed hash under which the store knows r:
 // HMAC-SHA256(hash key, token bytes). The store never sees the token itself.
 func (c *Codec) Hash(r Refresh) []byte {
-	m := hmac.New(sha256.New, c.hashKey)
-	m.Write(r.raw[:])
-	return m.Sum(nil)
+	return c.hash.sum(make([]byte, 0, sha256.Size), r.raw[:], nil)
 }
 
 func (c *Codec) assemble(id [sidLen]byte, created, expires time.Time, secret []byte) Refresh {
@@ -175,14 +179,14 @@ func (c *Codec) assemble(id [sidLen]byte, created, expires time.Time, secret []b
 	binary.BigEndian.PutUint64(r.raw[offCreated:], uint64(r.Created.Unix()))
 	binary.BigEndian.PutUint64(r.raw[offExpires:], uint64(r.Expires.Unix()))
 	copy(r.raw[offSecret:offTag], secret)
-	copy(r.raw[offTag:], c.tag(r.raw[:offTag]))
+	var tag [sha256.Size]byte
+	copy(r.raw[offTag:], c.tagOf(tag[:0], r.raw[:offTag]))
 	return r
 }
 
-func (c *Codec) tag(b []byte) []byte {
-	m := hmac.New(sha256.New, c.tagKey)
-	m.Write(b)
-	return m.Sum(nil)[:tagLen]
+// tagOf appends the authentication tag of b to dst.
+func (c *Codec) tagOf(dst, b []byte) []byte {
+	return c.tag.sum(dst, b, nil)[:len(dst)+tagLen]
 }
 
 func decodeSID(sid string) ([sidLen]byte, error) {

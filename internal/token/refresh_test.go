@@ -170,7 +170,7 @@ func TestParseRejects(t *testing.T) {
 	reversion := func(v byte) string {
 		r := good
 		r.raw[0] = v
-		copy(r.raw[offTag:], c.tag(r.raw[:offTag]))
+		copy(r.raw[offTag:], c.tagOf(nil, r.raw[:offTag]))
 		return r.String()
 	}
 	other := issue(t, newCodec(t, secretB), good.SessionID, t0, t0.Add(time.Hour)).String()
@@ -301,7 +301,7 @@ func TestNext(t *testing.T) {
 		}
 	})
 	t.Run("secret is HMAC(next key, session id | predecessor secret)", func(t *testing.T) {
-		m := hmac.New(sha256.New, c.nextKey)
+		m := hmac.New(sha256.New, DeriveKey(secretA, "refresh next"))
 		m.Write(first.raw[offSID:offCreated])
 		m.Write(first.raw[offSecret:offTag])
 		if want := m.Sum(nil); !bytes.Equal(next.raw[offSecret:offTag], want) {

@@ -236,7 +236,7 @@ func (s *Store) Get(ctx context.Context, id string) (store.Session, error) {
 }
 
 // Rotate is one UpdateItem whose condition is that the session exists, that
-// its token_hash equals r.From and that its expires_at is after r.Now.
+// its token hash equals r.From and that its expiry is after r.Now.
 // DynamoDB evaluates the condition and applies the update as one atomic step
 // for the item, so of concurrent rotations from the same hash exactly one
 // wins (refresh-token rotation, RFC 9700 section 4.14.2). The winner gets the
@@ -253,11 +253,10 @@ func (s *Store) Rotate(ctx context.Context, id string, r store.Rotation) (store.
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &s.table,
-		Key:                 key(id),
-		ConditionExpression: aws.String("attribute_exists(pk) AND token_hash = :from AND expires_at > :now"),
-		UpdateExpression: aws.String("SET token_hash = :to, prev_token_hash = :from, " +
-			"rotated_at = :now, refreshed_at = :now, expires_at = :exp, #ttl = :ttl"),
+		TableName:                &s.table,
+		Key:                      key(id),
+		ConditionExpression:      aws.String(rotateCondition),
+		UpdateExpression:         aws.String(rotateUpdate),
 		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":from": binary(r.From),
@@ -287,7 +286,7 @@ func (s *Store) Rotate(ctx context.Context, id string, r store.Rotation) (store.
 	return decode(out.Attributes)
 }
 
-// Extend sets expires_at (and ttl) with one UpdateItem conditioned on the
+// Extend sets the expiry (and ttl) with one UpdateItem conditioned on the
 // session existing, and returns the updated session; a missing session gives
 // store.ErrNotFound.
 func (s *Store) Extend(ctx context.Context, id string, expiresAt time.Time) (store.Session, error) {
@@ -297,7 +296,7 @@ func (s *Store) Extend(ctx context.Context, id string, expiresAt time.Time) (sto
 		TableName:                &s.table,
 		Key:                      key(id),
 		ConditionExpression:      aws.String("attribute_exists(pk)"),
-		UpdateExpression:         aws.String("SET expires_at = :exp, #ttl = :ttl"),
+		UpdateExpression:         aws.String(extendUpdate),
 		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":exp": &types.AttributeValueMemberN{Value: millis(expiresAt)},

@@ -239,6 +239,79 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
+// TestOldItemsServe: an item in the layout written before the compact one
+// (encodeOld) is read, rotated, refused with a stale hash, extended, listed
+// and deleted like any other, and the first rotation leaves it in the new
+// layout for the attributes it writes.
+func TestOldItemsServe(t *testing.T) {
+	s := newLocalStore(t)
+	ctx := context.Background()
+	at := time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	h := func(s string) []byte { return []byte(fmt.Sprintf("%-32s", s)) }
+	old := store.Session{
+		ID: "old-1", CustomerID: "1001", NumericCustomerID: true, TokenHash: h("t0"),
+		CreatedAt: at, RefreshedAt: at, ExpiresAt: at.Add(15 * time.Minute), RememberMe: true,
+		Claims: []byte(`{"group":"vip"}`), UserAgent: chromeUA, IP: clientV6,
+	}
+	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: encodeOld(old)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, got, old)
+
+	now := at.Add(time.Minute)
+	rotated := old
+	rotated.TokenHash, rotated.PrevTokenHash = h("t1"), h("t0")
+	rotated.RotatedAt, rotated.RefreshedAt, rotated.ExpiresAt = now, now, now.Add(15*time.Minute)
+	got, err = s.Rotate(ctx, old.ID, store.Rotation{From: h("t0"), To: h("t1"), Now: now, ExpiresAt: rotated.ExpiresAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, got, rotated)
+	raw, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(old.ID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{oldHash, oldPrevHash, oldExpires, oldRotated, oldRefreshed} {
+		if _, ok := raw.Item[name]; ok {
+			t.Errorf("rotation left the old attribute %s", name)
+		}
+	}
+	if got, err = s.Rotate(ctx, old.ID, store.Rotation{From: h("t0"), To: h("t2"), Now: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rotation from the previous hash: %v, want ErrConflict", err)
+	}
+	mustEqual(t, got, rotated)
+
+	// An old item extended before any rotation keeps its old hash attribute,
+	// and the next rotation still matches it.
+	other := old
+	other.ID = "old-2"
+	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: encodeOld(other)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.Extend(ctx, other.ID, at.Add(time.Hour)); err != nil || !got.ExpiresAt.Equal(at.Add(time.Hour)) {
+		t.Fatalf("Extend = %+v, %v", got, err)
+	}
+	if _, err := s.Rotate(ctx, other.ID, store.Rotation{From: h("t0"), To: h("t1"), Now: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("rotation after Extend: %v", err)
+	}
+	if _, err := s.Rotate(ctx, other.ID, store.Rotation{From: h("t1"), To: h("t2"), Now: at.Add(2 * time.Hour), ExpiresAt: at.Add(3 * time.Hour)}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rotation after the end: %v, want ErrConflict", err)
+	}
+
+	list, err := s.ListByCustomer(ctx, old.CustomerID)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListByCustomer = %d sessions, %v; want 2", len(list), err)
+	}
+	if got, err = s.Delete(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, got, rotated)
+}
+
 // TestCapacityPerOperation counts the HTTP requests each step of the token
 // flow sends and logs the capacity DynamoDB Local reports for them.
 func TestCapacityPerOperation(t *testing.T) {
@@ -288,10 +361,13 @@ func TestCapacityPerOperation(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	h := func(s string) []byte { return []byte(fmt.Sprintf("%-32s", s)) }
 	sess := store.Session{
-		ID: "0123456789abcdef0123456789abcdef", CustomerID: "customer-42", TokenHash: h("t0"),
+		ID: "yDJBzB0l4Y2H5kVvP8s1Ag", CustomerID: "1048576", NumericCustomerID: true, TokenHash: h("t0"),
 		CreatedAt: now, RefreshedAt: now, ExpiresAt: now.Add(15 * time.Minute), RememberMe: true,
-		Claims: []byte(`{"group":"vip"}`), UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", IP: "192.0.2.1",
+		Claims: []byte(`{"group":"vip"}`), UserAgent: chromeUA, IP: clientV6,
 	}
+	t.Logf("item at login %d bytes, %d after the first rotation (the layout before: %d and %d)",
+		itemSize(t, encode(sess)), itemSize(t, encode(sess))+len(attrPrevHash)+32+len(attrRotated)+8,
+		itemSize(t, encodeOld(sess)), itemSize(t, encodeOld(sess))+len(oldPrevHash)+32+len(oldRotated)+8)
 	steps := []struct {
 		name, op string
 		requests int
@@ -338,6 +414,9 @@ func TestCapacityPerOperation(t *testing.T) {
 		mu.Unlock()
 		if n != step.requests {
 			t.Errorf("%s sent %d requests, want exactly %d", step.name, n, step.requests)
+		}
+		if step.op == "Rotate" && reports[step.op] > 0 && units[step.op] != 1 {
+			t.Errorf("%s consumed %.1f capacity units, want 1", step.name, units[step.op])
 		}
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/token"
 )
 
 // The cost of a refresh's one store call, Rotate:
@@ -41,10 +45,13 @@ var benchSessionSeq atomic.Uint64
 // benchSession creates a session that lives an hour and returns its id and hash.
 func benchSession(s *Store) (string, []byte, error) {
 	n := benchSessionSeq.Add(1)
-	id := "bench-session-" + strconv.FormatUint(n, 10)
+	id, err := token.NewSessionID() // random, as the service's: each on its own page
+	if err != nil {
+		return "", nil, err
+	}
 	h := benchHash(n << 32)
 	now := time.Now()
-	err := s.Create(context.Background(), store.Session{ID: id, CustomerID: "c" + strconv.FormatUint(n%1000, 10),
+	err = s.Create(context.Background(), store.Session{ID: id, CustomerID: "c" + strconv.FormatUint(n%1000, 10),
 		TokenHash: h, CreatedAt: now, RefreshedAt: now, ExpiresAt: now.Add(time.Hour)})
 	return id, h, err
 }
@@ -92,7 +99,13 @@ func openBench(b *testing.B) *Store {
 }
 
 // BenchmarkRotate: sequential rotations of one session, then concurrent
-// rotations of many sessions (one per goroutine).
+// rotations of many sessions (one per goroutine), in a new file and in one
+// holding 100 000 other sessions (as after a load benchmark's logins).
+// write-B/op is what the process wrote to storage per rotation
+// (/proc/self/io write_bytes), pages and fsyncs included. The preload takes
+// a while, so give parallel-100k a fixed count:
+//
+//	go test -run '^$' -bench 'Rotate/parallel-100k' -benchtime 20000x -benchmem ./internal/store/embedded/
 func BenchmarkRotate(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) {
 		s := openBench(b)
@@ -102,6 +115,67 @@ func BenchmarkRotate(b *testing.B) {
 		s := openBench(b)
 		benchRotations(b, s, s.Rotate, true)
 	})
+	b.Run("parallel-100k", func(b *testing.B) {
+		s := openBench(b)
+		preload(b, s, 100_000)
+		b.ResetTimer()
+		w0 := writeBytes(b)
+		benchRotations(b, s, s.Rotate, true)
+		b.ReportMetric(float64(writeBytes(b)-w0)/float64(b.N), "write-B/op")
+	})
+}
+
+// BenchmarkSweep100k: one sweep of a file holding 100 000 live sessions,
+// which reads every record's end and deletes nothing, as most sweeps do:
+//
+//	go test -run '^$' -bench Sweep100k -benchtime 20x ./internal/store/embedded/
+func BenchmarkSweep100k(b *testing.B) {
+	s := openBench(b)
+	preload(b, s, 100_000)
+	at := time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC) // before every end
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if n, err := s.Sweep(at); err != nil || n != 0 {
+			b.Fatalf("Sweep = %d, %v", n, err)
+		}
+	}
+}
+
+// preload creates n sessions from 64 goroutines, as concurrent logins do.
+func preload(b *testing.B, s *Store, n int) {
+	const callers = 64
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += callers {
+				sess := footprintSession(i)
+				sess.CustomerID, sess.UserAgent, sess.IP = "c"+strconv.Itoa(i), "meshauth-bench", "10.0.0.1"
+				if err := s.Create(context.Background(), sess); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// writeBytes is the process's write_bytes from /proc/self/io, or 0.
+func writeBytes(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // BenchmarkRotatePrototype: the same concurrent rotations, committed
@@ -162,7 +236,7 @@ func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
 	}
 	sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-	return sess, putTx(tx, sess, &old)
+	return putTx(tx, sess, &old)
 }
 
 type groupCommit struct {

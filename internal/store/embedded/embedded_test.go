@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +128,29 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	}
 	if err := s.Create(context.Background(), store.Session{ID: "late"}); !errors.Is(err, errClosed) {
 		t.Fatalf("write after Close: %v", err)
+	}
+}
+
+// TestSweepPassesOverUnreadableRecords: a record Sweep cannot read is left
+// and reported, and the sessions around it are swept all the same.
+func TestSweepPassesOverUnreadableRecords(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, id := range []string{"a", "c"} {
+		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "x", TokenHash: []byte(id), ExpiresAt: now.Add(-time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte("b"), []byte{0x7f}) }); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(now)
+	if n != 2 || err == nil || !strings.Contains(err.Error(), "1 sessions could not be read") {
+		t.Fatalf("Sweep = %d, %v; want 2 and an error about one unreadable session", n, err)
 	}
 }

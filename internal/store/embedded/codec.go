@@ -1,0 +1,210 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/meshauth/meshauth/internal/store"
+)
+
+// A session's value in the sessions bucket (its key is the session id) is,
+// since version 1, a compact binary record:
+//
+//	0x01                       version
+//	flags (1)                  flagRemember, flagNumericID, flagRotated, flagBinaryIP
+//	created                    varint, unix milliseconds
+//	refreshed, expires         varint each, milliseconds after created
+//	rotated                    varint, milliseconds after created; only with flagRotated
+//	customer id, token hash,   each a uvarint length and the bytes; the ip
+//	previous token hash,       as its 4 or 16 bytes with flagBinaryIP, else
+//	claims, user agent, ip     as text
+//
+// Records written before version 1 are the JSON of store.Session, which
+// always starts with '{'; decodeSession reads both, encodeSession writes
+// only version 1. Times keep milliseconds, as on DynamoDB.
+const (
+	recordV1      = 0x01
+	flagRemember  = 1 << 0
+	flagNumericID = 1 << 1
+	flagRotated   = 1 << 2
+	flagBinaryIP  = 1 << 3
+)
+
+var errRecord = errors.New("decode session: truncated or unknown record")
+
+// encodeSession returns the version 1 record of sess, in one allocation.
+func encodeSession(sess store.Session) []byte {
+	var flags byte
+	if sess.RememberMe {
+		flags |= flagRemember
+	}
+	if sess.NumericCustomerID {
+		flags |= flagNumericID
+	}
+	if !sess.RotatedAt.IsZero() {
+		flags |= flagRotated
+	}
+	// Only an address whose text is exactly what netip prints is kept as
+	// bytes, so that it reads back unchanged.
+	var ipBytes [16]byte
+	ip := []byte(nil)
+	if a, err := netip.ParseAddr(sess.IP); err == nil && a.Zone() == "" && a.String() == sess.IP {
+		flags |= flagBinaryIP
+		if a.Is4() {
+			a4 := a.As4()
+			ip = append(ipBytes[:0], a4[:]...)
+		} else {
+			a16 := a.As16()
+			ip = append(ipBytes[:0], a16[:]...)
+		}
+	}
+	created := sess.CreatedAt.UnixMilli()
+	times := [...]int64{created, sess.RefreshedAt.UnixMilli() - created, sess.ExpiresAt.UnixMilli() - created, sess.RotatedAt.UnixMilli() - created}
+	nt := 3
+	if flags&flagRotated != 0 {
+		nt = 4
+	}
+	ipLen := len(sess.IP)
+	if flags&flagBinaryIP != 0 {
+		ipLen = len(ip)
+	}
+	n := 2
+	for _, t := range times[:nt] {
+		n += uvarintLen(uint64(t<<1) ^ uint64(t>>63)) // binary.AppendVarint's zig-zag
+	}
+	for _, l := range [...]int{len(sess.CustomerID), len(sess.TokenHash), len(sess.PrevTokenHash), len(sess.Claims), len(sess.UserAgent), ipLen} {
+		n += uvarintLen(uint64(l)) + l
+	}
+	b := make([]byte, 0, n)
+	b = append(b, recordV1, flags)
+	for _, t := range times[:nt] {
+		b = binary.AppendVarint(b, t)
+	}
+	b = appendString(b, sess.CustomerID)
+	b = appendBytes(b, sess.TokenHash)
+	b = appendBytes(b, sess.PrevTokenHash)
+	b = appendBytes(b, sess.Claims)
+	b = appendString(b, sess.UserAgent)
+	if flags&flagBinaryIP != 0 {
+		return appendBytes(b, ip)
+	}
+	return appendString(b, sess.IP)
+}
+
+// decodeSession reads the record v of session id, in either format. The
+// result shares no memory with v, which bbolt owns.
+func decodeSession(id string, v []byte) (store.Session, error) {
+	if len(v) > 0 && v[0] == '{' {
+		var sess store.Session
+		if err := json.Unmarshal(v, &sess); err != nil {
+			return store.Session{}, fmt.Errorf("decode session: %w", err)
+		}
+		return sess, nil
+	}
+	if len(v) < 2 || v[0] != recordV1 {
+		return store.Session{}, errRecord
+	}
+	flags, rest := v[1], v[2:]
+	sess := store.Session{
+		ID:                id,
+		RememberMe:        flags&flagRemember != 0,
+		NumericCustomerID: flags&flagNumericID != 0,
+	}
+	var ms [4]int64 // created, then refreshed, expires and rotated after it
+	for i := range ms {
+		if i == 3 && flags&flagRotated == 0 {
+			break
+		}
+		d, n := binary.Varint(rest)
+		if n <= 0 {
+			return store.Session{}, errRecord
+		}
+		ms[i], rest = d, rest[n:]
+	}
+	sess.CreatedAt = time.UnixMilli(ms[0]).UTC()
+	sess.RefreshedAt = time.UnixMilli(ms[0] + ms[1]).UTC()
+	sess.ExpiresAt = time.UnixMilli(ms[0] + ms[2]).UTC()
+	if flags&flagRotated != 0 {
+		sess.RotatedAt = time.UnixMilli(ms[0] + ms[3]).UTC()
+	}
+	// The six variable fields, located first, then copied: the three byte
+	// fields into one allocation, the strings into another.
+	var field [6][]byte
+	for i := range field {
+		l, n := binary.Uvarint(rest)
+		if n <= 0 || l > uint64(len(rest)-n) {
+			return store.Session{}, errRecord
+		}
+		field[i], rest = rest[n:n+int(l)], rest[n+int(l):]
+	}
+	if len(rest) != 0 {
+		return store.Session{}, errRecord
+	}
+	buf := make([]byte, 0, len(field[1])+len(field[2])+len(field[3]))
+	bytesField := func(f []byte) []byte {
+		if len(f) == 0 {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, f...)
+		return buf[start:len(buf):len(buf)]
+	}
+	sess.TokenHash, sess.PrevTokenHash, sess.Claims = bytesField(field[1]), bytesField(field[2]), bytesField(field[3])
+	ip := field[5]
+	if flags&flagBinaryIP != 0 {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return store.Session{}, errRecord
+		}
+		sess.IP, ip = a.String(), nil
+	}
+	strs := string(append(append(append(make([]byte, 0, len(field[0])+len(field[4])+len(ip)), field[0]...), field[4]...), ip...))
+	a, b := len(field[0]), len(field[0])+len(field[4])
+	sess.CustomerID, sess.UserAgent = strs[:a], strs[a:b]
+	if ip != nil {
+		sess.IP = strs[b:]
+	}
+	return sess, nil
+}
+
+// recordExpiresAt reads only the end of the session in record v, which
+// Sweep does for every session.
+func recordExpiresAt(v []byte) (time.Time, error) {
+	if len(v) > 0 && v[0] == '{' {
+		sess, err := decodeSession("", v)
+		return sess.ExpiresAt, err
+	}
+	if len(v) < 2 || v[0] != recordV1 {
+		return time.Time{}, errRecord
+	}
+	var ms [3]int64 // created, refreshed, expires
+	rest := v[2:]
+	for i := range ms {
+		d, n := binary.Varint(rest)
+		if n <= 0 {
+			return time.Time{}, errRecord
+		}
+		ms[i], rest = d, rest[n:]
+	}
+	return time.UnixMilli(ms[0] + ms[2]).UTC(), nil
+}
+
+func uvarintLen(l uint64) int {
+	n := 1
+	for ; l >= 0x80; l >>= 7 {
+		n++
+	}
+	return n
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
