@@ -35,6 +35,8 @@ TARGETS=(
 	"./internal/token FuzzVerify"
 	"./internal/server FuzzGraphQLRequest"
 	"./graph FuzzDocumentBounds"
+	"./internal/store/embedded FuzzDecodeSession"
+	"./internal/store/dynamo FuzzUnpackData"
 )
 
 SELECTED=("$@")
