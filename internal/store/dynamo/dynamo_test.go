@@ -374,6 +374,17 @@ func TestCapacityPerOperation(t *testing.T) {
 		run      func() error
 	}{
 		{"login (Create)", "Create", 1, func() error { return s.Create(ctx, sess) }},
+		// The session cap's count after a login: a keys-only query, under the cap.
+		{"login cap (TrimByCustomer)", "TrimByCustomer", 1, func() error { _, err := s.TrimByCustomer(ctx, sess.CustomerID, 50); return err }},
+		// A wrong password adds to each window's counter: one request each.
+		{"wrong password, per window (counter Add)", "CounterAdd", 1, func() error {
+			_, err := s.Add(ctx, store.Limit{Key: "capacity-test", Max: 5, ExpiresAt: now.Add(time.Hour)}, 1)
+			return err
+		}},
+		{"reservation, per window (counter Reserve)", "CounterReserve", 1, func() error {
+			_, _, err := s.Reserve(ctx, store.Limit{Key: "capacity-test", Max: 5, ExpiresAt: now.Add(time.Hour)})
+			return err
+		}},
 		{"refresh (Rotate)", "Rotate", 1, func() error {
 			_, err := s.Rotate(ctx, sess.ID, store.Rotation{From: h("t0"), To: h("t1"), Now: now.Add(time.Minute), ExpiresAt: now.Add(16 * time.Minute)})
 			return err
