@@ -108,7 +108,7 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		log.Warn("development: secrets not set in the environment are kept in DATA_DIR", "file", config.DevSecretsFile)
 	}
 
-	backend, counters, legacyTable, table, err := openStore(ctx, cfg, log)
+	backend, counters, table, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,8 @@ func New(ctx context.Context, o Options) (_ *Service, err error) {
 		if err != nil {
 			return nil, err
 		}
-		legacySessions = &auth.Legacy{Verifier: verifier, Rows: legacyTable}
+		// Config allows the legacy table only with STORE=dynamodb.
+		legacySessions = &auth.Legacy{Verifier: verifier, Rows: table.Legacy(cfg.Legacy.Table)}
 		log.Info("sessions of the GraphQL Mesh auth module continue from its table", "table", cfg.Legacy.Table)
 	}
 	s.closers = append(s.closers, backend.Close)
@@ -308,48 +309,48 @@ func newLogger(cfg config.Config, w io.Writer, metrics *telemetry.Metrics) *slog
 
 // openStore opens the configured backend, the counters the login limits use
 // (DynamoDB's own, shared by every instance, or this process's for the
-// single-instance stores), the legacy table when configured (config
-// allows it only with DynamoDB), and the DynamoDB store itself, whose
-// table the readiness check looks after.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, store.LegacySessions, *dynamo.Store, error) {
+// single-instance stores), and the DynamoDB store itself (nil for the
+// others), whose table the readiness check looks after and beside which the
+// legacy table is read.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, store.Counters, *dynamo.Store, error) {
 	switch cfg.Store {
 	case "dynamodb":
 		s, err := openDynamo(ctx, cfg)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		if cfg.Dynamo.CreateTable {
 			if err := s.Migrate(ctx); err != nil {
-				return nil, nil, nil, nil, dynamoError(cfg, "create DynamoDB table "+cfg.Dynamo.Table, err)
+				return nil, nil, nil, dynamoError(cfg, "create DynamoDB table "+cfg.Dynamo.Table, err)
 			}
-			return s, s, legacyRows(s, cfg), s, nil
+			return s, s, s, nil
 		}
 		if err := s.Verify(ctx); errors.Is(err, store.ErrUnavailable) && !errors.Is(err, dynamo.ErrNoTable) {
 			// Serve anyway: /readyz answers 503 until DynamoDB answers.
 			log.Warn("DynamoDB is not reachable yet", "table", cfg.Dynamo.Table, "cause", err.Error())
 		} else if err != nil {
-			return nil, nil, nil, nil, dynamoError(cfg, "DynamoDB table "+cfg.Dynamo.Table, err)
+			return nil, nil, nil, dynamoError(cfg, "DynamoDB table "+cfg.Dynamo.Table, err)
 		}
-		return s, s, legacyRows(s, cfg), s, nil
+		return s, s, s, nil
 	case "memory":
 		if !cfg.Development() {
 			log.Warn("STORE=memory: sessions are lost when the process stops")
 		}
 		s := memory.New()
-		return s, s, nil, nil, nil
+		return s, s, nil, nil
 	default:
 		s, err := embedded.Open(cfg.DataDir)
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			// bbolt's lock on the file is held: another process has it open.
-			return nil, nil, nil, nil, fmt.Errorf("DATA_DIR: another meshauth process holds %s (the embedded store is for one process): stop it, or give this one a DATA_DIR of its own", filepath.Join(cfg.DataDir, "sessions.db"))
+			return nil, nil, nil, fmt.Errorf("DATA_DIR: another meshauth process holds %s (the embedded store is for one process): stop it, or give this one a DATA_DIR of its own", filepath.Join(cfg.DataDir, "sessions.db"))
 		}
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("DATA_DIR: %w", err)
+			return nil, nil, nil, fmt.Errorf("DATA_DIR: %w", err)
 		}
 		s.StartSweeper(sweepInterval, time.Now, func(err error) {
 			log.Error("sweep expired sessions", "cause", err.Error())
 		})
-		return s, &memory.Counters{}, nil, nil, nil
+		return s, &memory.Counters{}, nil, nil
 	}
 }
 
@@ -425,14 +426,6 @@ func (k *tableKeeper) close() error {
 	k.mu.Unlock()
 	k.wg.Wait()
 	return nil
-}
-
-// legacyRows is the GraphQL Mesh auth module's table, when configured.
-func legacyRows(s *dynamo.Store, cfg config.Config) store.LegacySessions {
-	if cfg.Legacy.Table == "" {
-		return nil
-	}
-	return s.Legacy(cfg.Legacy.Table)
 }
 
 func openDynamo(ctx context.Context, cfg config.Config) (*dynamo.Store, error) {

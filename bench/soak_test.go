@@ -33,12 +33,7 @@ func (stubLogin) Login(_ context.Context, email, password string) (login.Identit
 // interval, and returns a second client of that table for the checks.
 func startTestService(t *testing.T, reuse time.Duration) (*target, *dynamo.Store, *token.Codec) {
 	t.Helper()
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./bench/")
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	endpoint := servicetest.DynamoDBLocal(t)
 	table := "meshauth-soak-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	refreshSecret := strings.Repeat("r", 32)
 	svc := servicetest.Start(t, map[string]string{

@@ -216,22 +216,7 @@ func (r gqlResponse) tokens(t *testing.T, field string) tokens {
 
 func (p *process) post(t *testing.T, query string, vars map[string]any, header http.Header) gqlResponse {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := gqlResponse{raw: string(raw), header: res.Header}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
-	}
+	r, _ := p.postCookie(t, "", query, vars, nil, header)
 	return r
 }
 
@@ -722,10 +707,7 @@ func TestBinaryCustomerIDClaims(t *testing.T) {
 // auth module's tokens refreshes into a meshauth session, in the shipped
 // binary, against DynamoDB Local.
 func TestBinaryLegacySessions(t *testing.T) {
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run Legacy ./cmd/meshauth/")
-	}
+	endpoint := servicetest.DynamoDBLocal(t)
 	legacyTable := servicetest.NewLegacyTable(t, endpoint)
 	now := time.Now()
 	s := legacyTable.Login(t, []byte(binJWTSecret), 4242, now.Add(-time.Hour), now.Add(24*time.Hour))
@@ -915,21 +897,6 @@ func awsWithout(t *testing.T, env map[string]string) map[string]string {
 	return out
 }
 
-// dynamoLocal is DynamoDB Local's endpoint, or skips the test (fails it
-// under CI=true).
-func dynamoLocal(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if ep == "" {
-		msg := "needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./cmd/meshauth/"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return ep
-}
-
 // TestBinaryDynamoDBStartErrors: without AWS credentials the binary says
 // that credentials are missing and how to provide them, never that the
 // table should be created; it says to create the table only when the
@@ -965,14 +932,14 @@ func TestBinaryDynamoDBStartErrors(t *testing.T) {
 		mustSay(t, out, credentialHints, []string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"})
 	})
 	t.Run("serve without the table", func(t *testing.T) {
-		env := store(dynamoLocal(t), "meshauth-missing-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+		env := store(servicetest.DynamoDBLocal(t), "meshauth-missing-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
 		out := refusedStart(t, awsWithout(t, production(t, env)))
 		mustSay(t, out, []string{"does not exist", "DYNAMO_DB_CREATE_TABLE=true", "meshauth migrate"}, []string{"credentials"})
 	})
 	t.Run("migrate with the store's variables alone", func(t *testing.T) {
 		table := "meshauth-migrate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		env := store(dynamoLocal(t), table)
+		env := store(servicetest.DynamoDBLocal(t), table)
 		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
 		env = awsWithout(t, env)
 		for range 2 { // idempotent

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,21 +16,6 @@ import (
 	"github.com/meshauth/meshauth"
 	"github.com/meshauth/meshauth/internal/servicetest"
 )
-
-// dynamoEndpoint is DynamoDB Local's address, or skips the test (fails it
-// under CI=true, which must run it).
-func dynamoEndpoint(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if ep == "" {
-		msg := "needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test ./internal/server/"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return ep
-}
 
 // readyz is /readyz's status.
 func readyz(t *testing.T, url string) int {
@@ -50,9 +34,7 @@ func readyz(t *testing.T, url string) int {
 // table is missing and how to create it; with it, it creates the table
 // again and is ready, and logins work again.
 func TestTableGoneWhileRunning(t *testing.T) {
-	endpoint := dynamoEndpoint(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	endpoint := servicetest.DynamoDBLocal(t)
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
 	if err != nil {

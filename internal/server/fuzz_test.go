@@ -46,19 +46,11 @@ func (fuzzLogin) Login(_ context.Context, email, pw string) (login.Identity, err
 // operation and body limits. Login rate limits are off: the fuzzer would lock
 // the one account at once and never log in again.
 func fuzzHandler(f *testing.F, dev bool) http.Handler {
-	vars := servicetest.Env()
-	vars["LOGIN_LIMIT_ACCOUNT"], vars["LOGIN_LIMIT_IP"], vars["LOG_LEVEL"] = "off", "off", "error"
+	vars := map[string]string{"LOGIN_LIMIT_ACCOUNT": "off", "LOGIN_LIMIT_IP": "off", "LOG_LEVEL": "error"}
 	if dev {
 		vars["APP_ENV"] = "development"
 	}
-	svc, err := meshauth.New(context.Background(), meshauth.Options{
-		Login: fuzzLogin{}, Getenv: func(k string) string { return vars[k] }, LogWriter: io.Discard,
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = svc.Close() })
-	return svc.Handler()
+	return servicetest.Start(f, vars, meshauth.Options{Login: fuzzLogin{}, LogWriter: io.Discard}).Handler
 }
 
 // FuzzGraphQLRequest posts arbitrary bodies to /graphql. The selector byte

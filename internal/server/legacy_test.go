@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +14,7 @@ import (
 // startLegacy runs the service on DynamoDB Local with the module's table.
 func startLegacy(t *testing.T, extra map[string]string) (*env, *servicetest.LegacyTable) {
 	t.Helper()
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run Legacy ./internal/server/")
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	endpoint := servicetest.DynamoDBLocal(t)
 	l := servicetest.NewLegacyTable(t, endpoint)
 	vars := map[string]string{
 		"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_CREATE_TABLE": "true",

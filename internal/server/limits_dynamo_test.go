@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,12 +29,7 @@ func (p *slowPlatform) Login(context.Context, string, string) (login.Identity, e
 // through one instance, at most Max + 1 through two (and one fewer when a
 // failure's count crosses a reservation: the bound errs on the safe side).
 func TestLoginLimitsOnDynamoDB(t *testing.T) {
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("needs DynamoDB Local: scripts/dynamodb-local.sh run -- go test -run LimitsOnDynamoDB ./internal/server/")
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	endpoint := servicetest.DynamoDBLocal(t)
 	for _, instances := range []int{1, 2} {
 		t.Run(strconv.Itoa(instances)+" instances", func(t *testing.T) {
 			vars := map[string]string{
