@@ -153,23 +153,32 @@ func TestMigrateAndVerifyRejectAnotherSchema(t *testing.T) {
 	}
 }
 
-// TestUnavailable needs no DynamoDB: an endpoint that refuses connections and
-// one that accepts them but never answers must both give ErrUnavailable, in
-// about the call timeout.
+// TestUnavailable needs no DynamoDB: an endpoint that drops every connection
+// and one that accepts them but never answers must both give ErrUnavailable,
+// in about the call timeout. (The first keeps its port: a port closed for the
+// test could be taken by another process and answer.)
 func TestUnavailable(t *testing.T) {
 	const callTimeout = 300 * time.Millisecond
 	tests := []struct {
 		name     string
 		endpoint func(t *testing.T) string
 	}{
-		{"ClosedPort", func(t *testing.T) string {
+		{"DroppedConnections", func(t *testing.T) string {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
-			addr := l.Addr().String()
-			l.Close()
-			return "http://" + addr
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			t.Cleanup(func() { l.Close() })
+			return "http://" + l.Addr().String()
 		}},
 		{"SilentListener", func(t *testing.T) string {
 			l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -17,14 +17,16 @@ import (
 
 // faultProxy forwards TCP connections from a loopback port to DynamoDB
 // Local. It can pause (stop forwarding bytes, in one direction or both,
-// holding what it has read), cut (close every connection and refuse new ones)
-// and restore (listen again on the same port and let held bytes flow).
+// holding what it has read), cut (close every connection, and close new ones
+// as soon as they are accepted) and restore (forward again and let held bytes
+// flow). It keeps its port while cut, so that no other listener on the
+// machine can take the port and answer in its place.
 type faultProxy struct {
 	target string
-	addr   string
+	ln     net.Listener
 
 	mu       sync.Mutex
-	ln       net.Listener            // nil while cut
+	down     bool                    // cut: connections are closed on accept
 	gates    [2]chan struct{}        // up (to DynamoDB) and down: closed while bytes flow
 	conns    map[*proxyConn]struct{} // open connections
 	held     atomic.Int64            // chunks waiting at a closed gate, by now
@@ -64,12 +66,22 @@ func newFaultProxy(t *testing.T, endpoint string) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{target: u.Host, addr: ln.Addr().String(), gates: [2]chan struct{}{openGate(), openGate()}, conns: map[*proxyConn]struct{}{}}
-	p.mu.Lock()
-	p.serve(ln)
-	p.mu.Unlock()
+	p := &faultProxy{target: u.Host, ln: ln, gates: [2]chan struct{}{openGate(), openGate()}, conns: map[*proxyConn]struct{}{}}
+	p.routines.Add(1)
+	go func() {
+		defer p.routines.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.routines.Add(1)
+			go func() { defer p.routines.Done(); p.handle(c) }()
+		}
+	}()
 	t.Cleanup(func() {
 		p.cut()
+		ln.Close()
 		p.mu.Lock()
 		for i, g := range p.gates {
 			select {
@@ -86,26 +98,16 @@ func newFaultProxy(t *testing.T, endpoint string) *faultProxy {
 }
 
 // URL is the proxy's endpoint.
-func (p *faultProxy) URL() string { return "http://" + p.addr }
-
-// serve accepts on ln until it is closed; p.mu is held.
-func (p *faultProxy) serve(ln net.Listener) {
-	p.ln = ln
-	p.routines.Add(1)
-	go func() {
-		defer p.routines.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.routines.Add(1)
-			go func() { defer p.routines.Done(); p.handle(c) }()
-		}
-	}()
-}
+func (p *faultProxy) URL() string { return "http://" + p.ln.Addr().String() }
 
 func (p *faultProxy) handle(client net.Conn) {
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		client.Close()
+		return
+	}
 	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		client.Close()
@@ -113,7 +115,7 @@ func (p *faultProxy) handle(client net.Conn) {
 	}
 	pc := &proxyConn{client: client, server: server, done: make(chan struct{})}
 	p.mu.Lock()
-	if p.ln == nil { // cut while dialling
+	if p.down { // cut while dialling
 		p.mu.Unlock()
 		pc.close()
 		return
@@ -174,38 +176,22 @@ func (p *faultProxy) pause(dirs ...int) {
 	}
 }
 
-// cut closes every connection and the listener: new connections are refused.
+// cut closes every connection; new ones are closed as soon as they are
+// accepted.
 func (p *faultProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
+	p.down = true
 	for pc := range p.conns {
 		pc.close()
 	}
 }
 
-// restore listens again on the same port, if cut, and opens both gates.
-func (p *faultProxy) restore(t *testing.T) {
-	t.Helper()
+// restore forwards new connections again and opens both gates.
+func (p *faultProxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln == nil {
-		var err error
-		for range 100 {
-			var ln net.Listener
-			if ln, err = net.Listen("tcp", p.addr); err == nil {
-				p.serve(ln)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("listen again on %s: %v", p.addr, err)
-		}
-	}
+	p.down = false
 	for i, g := range p.gates {
 		select {
 		case <-g:
@@ -302,7 +288,7 @@ func TestNetworkFaults(t *testing.T) {
 				}
 			}
 
-			p.restore(t)
+			p.restore()
 			got, err := s.Get(ctx, id)
 			if err != nil {
 				t.Fatalf("Get after the network is back, same Store: %v", err)
