@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -61,8 +62,7 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	known := o.Surface
 	known.DevTools = true
 	srv := handler.New(validated{ExecutableSchema: exec, schema: known.Schema()})
-	srv.AddTransport(transport.POST{})
-	srv.AddTransport(queriesOverGET{})
+	srv.AddTransport(requests{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(unsupported{})
 	if o.Introspection {
@@ -70,10 +70,7 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	} else {
 		srv.Use(FederationSDL{})
 	}
-	srv.AroundFields(PublicSchema(o.Surface))
-	if o.Operations != nil {
-		srv.AroundFields(o.Operations)
-	}
+	srv.AroundFields(rootFields(PublicSchema(o.Surface), boundEntities, o.Operations))
 	maxTokens := o.MaxTokens
 	if maxTokens <= 0 {
 		maxTokens = DefaultMaxTokens
@@ -88,12 +85,30 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	srv.SetQueryCache(cache)
 	// "Did you mean" suggestions only in development, where nothing is hidden.
 	srv.SetDisableSuggestion(!o.Surface.DevTools)
-	srv.AroundFields(boundEntities)
 	srv.SetErrorPresenter(ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(Recover(o.Log))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		srv.ServeHTTP(w, r.WithContext(withState(r.Context())))
-	}), cache
+	return srv, cache
+}
+
+// rootFields runs the middlewares, in order, around the fields of Query,
+// Mutation and _Service (the only ones they act on) and lets every other
+// field straight through: gqlgen calls field middlewares for every field of
+// an answer, and a refresh has five.
+func rootFields(middlewares ...graphql.FieldMiddleware) graphql.FieldMiddleware {
+	chain := func(ctx context.Context, next graphql.Resolver) (any, error) { return next(ctx) }
+	for _, m := range slices.Backward(slices.DeleteFunc(middlewares, func(m graphql.FieldMiddleware) bool { return m == nil })) {
+		inner := chain
+		chain = func(ctx context.Context, next graphql.Resolver) (any, error) {
+			return m(ctx, func(ctx context.Context) (any, error) { return inner(ctx, next) })
+		}
+	}
+	return func(ctx context.Context, next graphql.Resolver) (any, error) {
+		fc := graphql.GetFieldContext(ctx)
+		if fc == nil || (fc.Object != "Query" && fc.Object != "Mutation" && fc.Object != "_Service") {
+			return next(ctx)
+		}
+		return chain(ctx, next)
+	}
 }
 
 // MaxRepresentations bounds the entity representations of one request

@@ -302,8 +302,13 @@ func (s *Service) rotate(ctx context.Context, rt token.Refresh, now time.Time) (
 	case !errors.Is(err, store.ErrConflict):
 		return Tokens{}, s.storeFailure("rotate session", err)
 	}
+	return s.rotationLost(ctx, rt, presented, sess, now)
+}
 
-	// The conditional write lost: decide from the session as it stands.
+// rotationLost decides a refresh whose conditional write lost, from the
+// session as it stands: the grace, reuse, or an ended session. (A function
+// of its own, so that the common path's frame stays small.)
+func (s *Service) rotationLost(ctx context.Context, rt token.Refresh, presented []byte, sess store.Session, now time.Time) (Tokens, error) {
 	if sess.Expired(now) {
 		return Tokens{}, fail(CodeSessionExpired, nil)
 	}

@@ -4,16 +4,12 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -104,34 +100,17 @@ func noStore(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody reads the request body, up to max bytes, before GraphQL sees
-// it. A body over the limit is answered 413 with a coded error and is not
-// read further: at once when Content-Length announces it, otherwise as soon
-// as the limit is passed (net/http then closes the connection after the
-// answer).
+// limitBody bounds the request body to max bytes. A body announced larger
+// is answered 413 with a coded error at once, unread; one that turns out
+// larger as it arrives is refused by the GraphQL transport as soon as the
+// limit is passed (net/http then closes the connection after the answer).
 func limitBody(max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tooLarge := func() {
-			graph.WriteError(w, http.StatusRequestEntityTooLarge, &auth.Error{
-				Code: auth.CodeBadUserInput, Detail: "The request body is too large: at most " + strconv.FormatInt(max, 10) + " bytes are accepted.",
-			})
-		}
 		if r.ContentLength > max {
-			tooLarge()
+			graph.WriteBodyTooLarge(w, max)
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-			if _, over := errors.AsType[*http.MaxBytesError](err); over {
-				tooLarge()
-				return
-			} else if err != nil {
-				// The client stopped sending, or too slowly (HTTP_READ_TIMEOUT_IN_SECONDS).
-				graph.WriteError(w, http.StatusBadRequest, &auth.Error{Code: auth.CodeBadUserInput, Detail: "The request body could not be read."})
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -90,15 +90,19 @@ func (m *Metrics) Operations() graphql.FieldMiddleware {
 		}
 		name := fc.Field.Name
 		start := time.Now()
-		ctx, span := startSpan(ctx, "graphql."+name, attribute.String("graphql.operation.field", name))
+		ctx, span := startSpan(ctx, "graphql.", name, "graphql.operation.field")
 		defer span.End()
 		res, err := next(ctx)
 		code := "OK"
 		if err != nil {
 			code = string(auth.CodeOf(err))
-			span.SetStatus(codes.Error, code)
 		}
-		span.SetAttributes(attribute.String("meshauth.code", code))
+		if span.IsRecording() {
+			if err != nil {
+				span.SetStatus(codes.Error, code)
+			}
+			span.SetAttributes(attribute.String("meshauth.code", code))
+		}
 		m.operationDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		m.operations.WithLabelValues(name, code).Inc()
 		return res, err
@@ -109,7 +113,7 @@ func (m *Metrics) Operations() graphql.FieldMiddleware {
 // records the call's result.
 func (m *Metrics) storeCall(ctx context.Context, call string) (context.Context, func(error)) {
 	start := time.Now()
-	ctx, span := startSpan(ctx, "store."+call, attribute.String("store.call", call))
+	ctx, span := startSpan(ctx, "store.", call, "store.call")
 	return ctx, func(err error) {
 		m.storeDuration.WithLabelValues(call).Observe(time.Since(start).Seconds())
 		result := "ok"
@@ -127,9 +131,11 @@ func (m *Metrics) storeCall(ctx context.Context, call string) (context.Context, 
 			result = "error"
 		}
 		m.storeCalls.WithLabelValues(call, result).Inc()
-		span.SetAttributes(attribute.String("store.result", result))
-		if result == "unavailable" || result == "error" {
-			span.SetStatus(codes.Error, result)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("store.result", result))
+			if result == "unavailable" || result == "error" {
+				span.SetStatus(codes.Error, result)
+			}
 		}
 		span.End()
 	}

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -14,7 +15,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-var tracer = otel.Tracer("github.com/meshauth/meshauth")
+var (
+	tracer = otel.Tracer("github.com/meshauth/meshauth")
+	// tracing is set once StartTracing has installed an exporter; until
+	// then starting a span costs nothing.
+	tracing atomic.Bool
+)
 
 // TracingRequested reports whether the standard OpenTelemetry environment
 // asks for traces: an OTLP endpoint, or OTEL_TRACES_EXPORTER=otlp, and not
@@ -57,15 +63,24 @@ func StartTracing(ctx context.Context, version string) (func(context.Context) er
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
+	tracing.Store(true)
 	return tp.Shutdown, nil
 }
 
 // Propagated returns ctx carrying the caller's trace context (traceparent)
 // from header, when tracing is on.
 func Propagated(ctx context.Context, header propagation.TextMapCarrier) context.Context {
+	if !tracing.Load() {
+		return ctx
+	}
 	return otel.GetTextMapPropagator().Extract(ctx, header)
 }
 
-func startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+// startSpan starts the span prefix+name, with name as the attribute key;
+// with tracing off it returns ctx and the no-op span, allocating nothing.
+func startSpan(ctx context.Context, prefix, name string, key attribute.Key) (context.Context, trace.Span) {
+	if !tracing.Load() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return tracer.Start(ctx, prefix+name, trace.WithAttributes(key.String(name)))
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -217,8 +219,9 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		c.ID = base64.RawURLEncoding.EncodeToString(b[:])
 	}
 	numericID := c.NumericCustomerID && login.IsNumericID(c.CustomerID)
-	var list [16]claim
-	claims := list[:0]
+	sc := scratchPool.Get().(*signScratch)
+	defer sc.release()
+	claims := sc.claims[:0]
 	for k, v := range c.Extra {
 		if !s.reserved(k) {
 			claims = append(claims, claim{name: k, kind: claimValue, value: v})
@@ -242,8 +245,7 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		claim{name: "refresh_expiry", kind: claimNumber, num: c.RefreshExpiry.Unix()},
 	)
 	slices.SortFunc(claims, func(a, b claim) int { return strings.Compare(a.name, b.name) })
-	var scratch [512]byte
-	payload := append(scratch[:0], '{')
+	payload := append(sc.payload[:0], '{')
 	for i, cl := range claims {
 		if i > 0 && cl.name == claims[i-1].name {
 			continue // a customer-id claim named twice: a map holds it once
@@ -269,21 +271,44 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		}
 	}
 	payload = append(payload, '}')
+	sc.claims, sc.payload = claims, payload
 
 	enc := base64.RawURLEncoding
-	out := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(64))
-	out = append(out, s.header...)
+	out := append(sc.out[:0], s.header...)
 	out = append(out, '.')
 	out = enc.AppendEncode(out, payload)
 	var sig []byte
 	if key, ok := s.signKey.(ed25519.PrivateKey); ok {
 		sig = ed25519.Sign(key, out)
 	} else {
-		sig = s.hs256.sum(nil, out, nil)
+		var mac [sha256.Size]byte
+		sig = s.hs256.sum(mac[:0], out, nil)
 	}
 	out = append(out, '.')
 	out = enc.AppendEncode(out, sig)
+	sc.out = out
 	return string(out), nil
+}
+
+// signScratch is what Sign builds a token in, reused through scratchPool
+// rather than allocated per token, and on the heap rather than in Sign's
+// frame: a deep frame makes a refresh grow its goroutine's stack, which
+// every garbage collection shrinks again.
+type signScratch struct {
+	claims       []claim
+	payload, out []byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &signScratch{claims: make([]claim, 0, 16), payload: make([]byte, 0, 512), out: make([]byte, 0, 1024)}
+}}
+
+// release returns sc to the pool, holding none of the claims' strings or
+// values.
+func (sc *signScratch) release() {
+	clear(sc.claims[:cap(sc.claims)])
+	sc.claims = sc.claims[:0]
+	scratchPool.Put(sc)
 }
 
 // claim is one claim of an access token while Sign encodes it.
