@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,38 +29,64 @@ type Window struct {
 // the longest window, and an attacker spreading over addresses still meets
 // the account's windows. Only rejected credentials use up a limit; an
 // upstream outage does not.
+//
+// The windows of one subject nest: each length divides the longest (the
+// configuration checks it), so a subject's counts in one longest window
+// are one store item, and counting a failure against all of its windows is
+// one single-item update.
 type Limits struct {
 	Account []Window
 	IP      []Window
 }
 
+// limitKey is one subject's counters for an attempt: the store's Limit
+// and, for each window, when it ends (for retry_after).
 type limitKey struct {
 	store.Limit
+	ends  []time.Time
 	scope string
 }
 
-// limitKeys are the counters a login attempt is held to at now. Keys hold
-// keyed hashes, not the email or address, and name their window.
+// limitKeys are the counters a login attempt is held to at now: at most
+// one per subject. Keys hold keyed hashes, not the email or address, and
+// name the longest window; the longest window's count is "n" within the
+// key, a shorter one's "w<seconds>_<index>".
 func (s *Service) limitKeys(email, ip string, now time.Time) []limitKey {
 	var keys []limitKey
 	add := func(scope, subject string, windows []Window) {
 		if subject == "" {
 			return
 		}
+		var longest time.Duration
+		for _, w := range windows {
+			if w.Max > 0 && w.Length > 0 {
+				longest = max(longest, w.Length)
+			}
+		}
+		if longest == 0 {
+			return
+		}
 		m := hmac.New(sha256.New, s.o.AuditKey)
 		m.Write([]byte(scope + "\x00" + subject))
 		h := hex.EncodeToString(m.Sum(nil)[:16])
+		n := now.UnixNano() / int64(longest)
+		k := limitKey{scope: scope, Limit: store.Limit{
+			Key:       "login:" + scope + ":" + h + ":" + strconv.FormatInt(int64(longest/time.Second), 10) + ":" + strconv.FormatInt(n, 10),
+			ExpiresAt: time.Unix(0, (n+1)*int64(longest)),
+		}}
 		for _, w := range windows {
 			if w.Max <= 0 || w.Length <= 0 {
 				continue
 			}
-			n := now.UnixNano() / int64(w.Length)
-			keys = append(keys, limitKey{scope: scope, Limit: store.Limit{
-				Key:       "login:" + scope + ":" + h + ":" + strconv.FormatInt(int64(w.Length/time.Second), 10) + ":" + strconv.FormatInt(n, 10),
-				Max:       w.Max,
-				ExpiresAt: time.Unix(0, (n+1)*int64(w.Length)),
-			}})
+			i := now.UnixNano() / int64(w.Length)
+			name := "n"
+			if w.Length != longest {
+				name = "w" + strconv.FormatInt(int64(w.Length/time.Second), 10) + "_" + strconv.FormatInt(i, 10)
+			}
+			k.Windows = append(k.Windows, store.Window{Name: name, Max: w.Max})
+			k.ends = append(k.ends, time.Unix(0, (i+1)*int64(w.Length)))
 		}
+		keys = append(keys, k)
 	}
 	add("account", login.NormalizeEmail(email), s.o.Limits.Account)
 	add("ip", ipPrefix(ip), s.o.Limits.IP)
@@ -67,30 +94,31 @@ func (s *Service) limitKeys(email, ip string, now time.Time) []limitKey {
 }
 
 // The attempt limits count failures, not attempts, and cost a login that
-// succeeds no store call at all. Each instance keeps, per counter it has
-// seen, the shared count as the store last reported it and its own attempts
-// in flight:
+// succeeds no store call at all. Each instance keeps, per subject's counter
+// it has seen, the shared counts as the store last reported them and its
+// own attempts in flight:
 //
-//   - a counter known to be full refuses the attempt (RATE_LIMITED) with no
-//     store call;
+//   - a counter with a window known to be full refuses the attempt
+//     (RATE_LIMITED) with no store call;
 //   - a counter this instance knows no failure of, with none of its attempts
 //     in flight, admits the attempt with no store call ("free");
 //   - otherwise (a failure was seen, or another attempt is under way) the
-//     attempt reserves a place in the shared counter with one conditional
-//     single-item update (store.Counters.Reserve), atomic across instances,
-//     leaving room for this instance's free attempt if one is in flight.
+//     attempt reserves a place in every window of the shared counter with
+//     one conditional single-item update (store.Counters.Reserve), atomic
+//     across instances, leaving room for this instance's free attempt if
+//     one is in flight.
 //
-// A rejected password then counts: a free attempt adds one to each counter
-// (store.Counters.Add, single-item, in parallel) and learns the shared
-// count from the answer; a reserved one is counted already. Any other
-// outcome gives reservations back. So of N concurrent wrong-password
-// attempts for one account (or address) across K instances sharing the
-// store, at most Max + K - 1 reach the platform in a window: each instance
-// admits at most one free attempt at a time, which the others cannot see,
-// and every other attempt holds a reservation. On one instance that is Max.
-// The bound errs on the safe side: while a free attempt's failure is being
-// added, the others still leave room for it, so a burst may be held to one
-// fewer.
+// A rejected password then counts: a free attempt adds one to every window
+// of each subject's counter (store.Counters.Add: one single-item update per
+// subject, the two in parallel) and learns the shared counts from the
+// answer; a reserved one is counted already. Any other outcome gives
+// reservations back. So of N concurrent wrong-password attempts for one
+// account (or address) across K instances sharing the store, at most
+// Max + K - 1 reach the platform in a window: each instance admits at most
+// one free attempt at a time, which the others cannot see, and every other
+// attempt holds a reservation. On one instance that is Max. The bound errs
+// on the safe side: while a free attempt's failure is being added, the
+// others still leave room for it, so a burst may be held to one fewer.
 
 // limiter is this instance's view of the attempt counters.
 type limiter struct {
@@ -99,12 +127,38 @@ type limiter struct {
 	calls int
 }
 
-// seen is what this instance knows of one counter.
+// seen is what this instance knows of one subject's counter.
 type seen struct {
-	known    int64 // the shared count as last reported
-	inflight int   // this instance's attempts in flight
-	free     bool  // one of them was admitted free
+	names    []string // the windows known is about
+	known    []int64  // the shared counts as last reported
+	inflight int      // this instance's attempts in flight
+	free     bool     // one of them was admitted free
 	exp      time.Time
+}
+
+// update takes counts of k's windows as the store reported them. A window
+// that has moved on since (a shorter window's next one) is left alone.
+func (e *seen) update(k limitKey, counts []int64, raise bool) {
+	for i, w := range k.Windows {
+		if i >= len(counts) || e.names[i] != w.Name {
+			continue
+		}
+		if raise {
+			e.known[i] = max(e.known[i], counts[i])
+		} else {
+			e.known[i] = counts[i]
+		}
+	}
+}
+
+// zero reports whether no failure is known in any window.
+func (e *seen) zero() bool {
+	for _, n := range e.known {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // admission is how an attempt passed one counter.
@@ -130,70 +184,92 @@ func (s *Service) beginAttempt(ctx context.Context, keys []limitKey, now time.Ti
 	if s.o.Counters == nil {
 		return a, nil
 	}
-	var full []limitKey
+	var (
+		wait  time.Duration
+		scope string
+	)
 	for _, k := range keys {
-		mode, ok, err := s.admit(ctx, k)
+		mode, full, err := s.admit(ctx, k)
 		if err != nil {
 			a.done(ctx)
 			return nil, s.storeFailure("count login attempt", err)
 		}
-		if !ok {
-			full = append(full, k)
+		if full < 0 {
+			a.keys, a.modes = append(a.keys, k), append(a.modes, mode)
 			continue
 		}
-		a.keys, a.modes = append(a.keys, k), append(a.modes, mode)
-	}
-	if len(full) == 0 {
-		return a, nil
-	}
-	a.done(ctx)
-	var wait time.Duration
-	scope := ""
-	for _, k := range full {
-		if d := k.ExpiresAt.Sub(now); d > wait {
+		if d := k.ends[full].Sub(now); d > wait || scope == "" {
 			wait, scope = d, k.scope
 		}
 	}
+	if scope == "" {
+		return a, nil
+	}
+	a.done(ctx)
 	s.audit(ctx, "login.rate_limited", slog.String("email_hash", emailHash), slog.String("scope", scope), slog.String("ip", clientFrom(ctx).IP))
 	return nil, &Error{Code: CodeRateLimited, RetryAfter: max(wait, time.Second)}
 }
 
-// admit passes one counter: free, reserved, or not at all (ok false).
-func (s *Service) admit(ctx context.Context, k limitKey) (admission, bool, error) {
+// admit passes one counter: free or reserved, with full -1; or not at all,
+// with full the index of the window that is full (the longest such).
+func (s *Service) admit(ctx context.Context, k limitKey) (mode admission, full int, err error) {
 	l := s.limiter
 	l.mu.Lock()
 	e := l.entry(k)
-	switch {
-	case e.known >= k.Max:
+	if i := fullWindow(k.Windows, k.ends, e.known); i >= 0 {
 		l.mu.Unlock()
-		return 0, false, nil
-	case e.known == 0 && e.inflight == 0:
+		return 0, i, nil
+	}
+	if e.zero() && e.inflight == 0 {
 		e.inflight++
 		e.free = true
 		l.mu.Unlock()
-		return free, true, nil
+		return free, -1, nil
 	}
 	e.inflight++
 	lim := k.Limit
 	if e.free {
-		lim.Max-- // the free attempt in flight may yet fail
+		// The free attempt in flight may yet fail.
+		lim.Windows = slices.Clone(lim.Windows)
+		for i := range lim.Windows {
+			lim.Windows[i].Max--
+		}
 	}
 	l.mu.Unlock()
-	n, ok, err := s.o.Counters.Reserve(ctx, lim)
+	counts, ok, err := s.o.Counters.Reserve(ctx, lim)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil || !ok {
 		e.inflight--
 	}
-	if err == nil {
-		e.known = max(e.known, n)
+	if err != nil {
+		return 0, -1, err
 	}
-	return reserved, ok && err == nil, err
+	e.update(k, counts, true)
+	if !ok {
+		if i := fullWindow(lim.Windows, k.ends, counts); i >= 0 {
+			return 0, i, nil
+		}
+		return 0, 0, nil // refused, so some window had no room
+	}
+	return reserved, -1, nil
+}
+
+// fullWindow is the index of the window of ws at or over its Max by counts
+// that ends last, or -1.
+func fullWindow(ws []store.Window, ends []time.Time, counts []int64) int {
+	full := -1
+	for i, w := range ws {
+		if i < len(counts) && counts[i] >= w.Max && (full < 0 || ends[i].After(ends[full])) {
+			full = i
+		}
+	}
+	return full
 }
 
 // failed counts the attempt's rejected credentials: free counters get one
-// added, in parallel; reserved ones hold their count already. A client
-// hanging up cannot skip the count.
+// added to every window, in parallel; reserved ones hold their count
+// already. A client hanging up cannot skip the count.
 func (a *attempt) failed(ctx context.Context) {
 	a.finish(ctx, 1, free)
 }
@@ -212,18 +288,17 @@ func (a *attempt) finish(ctx context.Context, delta int64, mode admission) {
 	}
 	s, l := a.s, a.s.limiter
 	ctx = context.WithoutCancel(ctx)
-	counts := make([]int64, len(a.keys))
+	counts := make([][]int64, len(a.keys))
 	var wg sync.WaitGroup
 	for i, k := range a.keys {
 		if a.modes[i] != mode {
-			counts[i] = -1
 			continue
 		}
 		wg.Go(func() {
 			n, err := s.o.Counters.Add(ctx, k.Limit, delta)
 			if err != nil {
 				s.o.Log.LogAttrs(ctx, slog.LevelWarn, "login attempt not counted", slog.String("cause", err.Error()))
-				n = -1
+				return
 			}
 			counts[i] = n
 		})
@@ -237,18 +312,19 @@ func (a *attempt) finish(ctx context.Context, delta int64, mode admission) {
 		if a.modes[i] == free {
 			e.free = false
 		}
-		if counts[i] >= 0 {
-			e.known = counts[i]
+		if counts[i] != nil {
+			e.update(k, counts[i], false)
 		}
-		if e.known == 0 && e.inflight == 0 {
+		if e.zero() && e.inflight == 0 {
 			delete(l.keys, k.Key) // nothing to remember: costs no memory
 		}
 	}
 	a.keys = nil
 }
 
-// entry is this instance's knowledge of k, created empty. Now and then it
-// drops what has ended. The caller holds mu.
+// entry is this instance's knowledge of k, created empty, with the counts
+// of windows that have moved on since it was last seen reset to zero. Now
+// and then it drops what has ended. The caller holds mu.
 func (l *limiter) entry(k limitKey) *seen {
 	if l.keys == nil {
 		l.keys = map[string]*seen{}
@@ -265,6 +341,14 @@ func (l *limiter) entry(k limitKey) *seen {
 	if !ok {
 		e = &seen{exp: k.ExpiresAt}
 		l.keys[k.Key] = e
+	}
+	if len(e.names) != len(k.Windows) {
+		e.names, e.known = make([]string, len(k.Windows)), make([]int64, len(k.Windows))
+	}
+	for i, w := range k.Windows {
+		if e.names[i] != w.Name {
+			e.names[i], e.known[i] = w.Name, 0
+		}
 	}
 	return e
 }

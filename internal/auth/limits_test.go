@@ -156,14 +156,14 @@ type countingCounters struct {
 	adds, reserves int
 }
 
-func (c *countingCounters) Add(ctx context.Context, l store.Limit, d int64) (int64, error) {
+func (c *countingCounters) Add(ctx context.Context, l store.Limit, d int64) ([]int64, error) {
 	c.mu.Lock()
 	c.adds++
 	c.mu.Unlock()
 	return c.Counters.Add(ctx, l, d)
 }
 
-func (c *countingCounters) Reserve(ctx context.Context, l store.Limit) (int64, bool, error) {
+func (c *countingCounters) Reserve(ctx context.Context, l store.Limit) ([]int64, bool, error) {
 	c.mu.Lock()
 	c.reserves++
 	c.mu.Unlock()
@@ -178,8 +178,8 @@ func (c *countingCounters) calls() (int, int) {
 
 // TestSuccessfulLoginsCostNoCounterCall: with the limits on, a login that
 // succeeds for an account and address without failures makes no counter
-// call; a wrong password makes one Add per window; the next attempt for that
-// account reserves.
+// call; a wrong password makes one Add per subject (account, address), which
+// counts every window of it; the next attempt for that account reserves.
 func TestSuccessfulLoginsCostNoCounterCall(t *testing.T) {
 	c := &countingCounters{}
 	limits := auth.Limits{Account: []auth.Window{{Max: 5, Length: time.Minute}, {Max: 20, Length: time.Hour}}, IP: []auth.Window{{Max: 20, Length: time.Minute}}}
@@ -194,16 +194,16 @@ func TestSuccessfulLoginsCostNoCounterCall(t *testing.T) {
 	}
 	_, err := f.svc.Login(from("192.0.2.1"), email, "wrong", false)
 	wantCode(t, err, auth.CodeInvalidCredentials)
-	if adds, reserves := c.calls(); adds != 3 || reserves != 0 {
-		t.Fatalf("a wrong password made %d adds and %d reservations; want one add per window (3)", adds, reserves)
+	if adds, reserves := c.calls(); adds != 2 || reserves != 0 {
+		t.Fatalf("a wrong password made %d adds and %d reservations; want one add per subject (2)", adds, reserves)
 	}
 	if _, err := f.svc.Login(from("192.0.2.1"), email, password, false); err != nil {
 		t.Fatal(err)
 	}
 	// The account and address have a failure now: this attempt reserved
-	// (3) and gave its reservations back (3 adds of -1).
-	if adds, reserves := c.calls(); adds != 6 || reserves != 3 {
-		t.Fatalf("after a failure a login made %d adds and %d reservations in all; want 6 and 3", adds, reserves)
+	// (2) and gave its reservations back (2 adds of -1).
+	if adds, reserves := c.calls(); adds != 4 || reserves != 2 {
+		t.Fatalf("after a failure a login made %d adds and %d reservations in all; want 4 and 2", adds, reserves)
 	}
 }
 
@@ -242,5 +242,40 @@ func TestTwoInstancesShareTheLimit(t *testing.T) {
 	for _, f := range []*fixture{a, b} {
 		_, err := f.svc.Login(from("198.51.100.1"), email, password, false)
 		wantCode(t, err, auth.CodeRateLimited)
+	}
+}
+
+// TestNestedWindows: the windows of one subject share one counter per
+// longest window. When the minute moves on, the hour's failures still
+// count: after 2 per minute and 3 per hour, the third minute is refused
+// until the hour ends, and every wrong password was one Add.
+func TestNestedWindows(t *testing.T) {
+	c := &countingCounters{}
+	limits := auth.Limits{Account: []auth.Window{{Max: 2, Length: time.Minute}, {Max: 3, Length: time.Hour}}}
+	f := newFixture(t, func(o *auth.Options) { o.Counters, o.Limits = c, limits })
+	f.clock.Advance(t0.Truncate(time.Hour).Add(time.Hour).Sub(t0)) // to the start of an hour
+	for range 2 {
+		_, err := f.svc.Login(from("192.0.2.1"), email, "wrong", false)
+		wantCode(t, err, auth.CodeInvalidCredentials)
+	}
+	_, err := f.svc.Login(from("192.0.2.1"), email, "wrong", false)
+	wantCode(t, err, auth.CodeRateLimited)
+	if e, _ := errors.AsType[*auth.Error](err); e.RetryAfter != time.Minute {
+		t.Fatalf("RetryAfter %v, want the minute's end (1m)", e.RetryAfter)
+	}
+	f.clock.Advance(time.Minute)
+	_, err = f.svc.Login(from("192.0.2.1"), email, "wrong", false)
+	wantCode(t, err, auth.CodeInvalidCredentials)
+	_, err = f.svc.Login(from("192.0.2.1"), email, password, false)
+	wantCode(t, err, auth.CodeRateLimited)
+	if e, _ := errors.AsType[*auth.Error](err); e.RetryAfter != 59*time.Minute {
+		t.Fatalf("RetryAfter %v, want the hour's end (59m)", e.RetryAfter)
+	}
+	if adds, reserves := c.calls(); adds+reserves != 3 {
+		t.Fatalf("3 wrong passwords made %d adds and %d reservations; want 3 calls in all", adds, reserves)
+	}
+	f.clock.Advance(59 * time.Minute)
+	if _, err := f.svc.Login(from("192.0.2.1"), email, password, false); err != nil {
+		t.Fatalf("in the next hour: %v", err)
 	}
 }

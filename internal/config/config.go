@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/subtle"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -376,6 +378,14 @@ func (r *reader) windows(name, def string) []auth.Window {
 			return nil
 		}
 		out = append(out, auth.Window{Max: max, Length: length})
+	}
+	// The windows nest, so that one store item counts them all.
+	longest := slices.MaxFunc(out, func(a, b auth.Window) int { return cmp.Compare(a.Length, b.Length) }).Length
+	for _, w := range out {
+		if longest%w.Length != 0 {
+			r.fail("%s: each window's length must divide the longest (%s); %s does not", name, longest, w.Length)
+			return nil
+		}
 	}
 	return out
 }

@@ -241,6 +241,11 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			[]string{"CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGINS"},
 		},
 		{
+			"login-limit windows that do not nest, and one malformed",
+			production.with("LOGIN_LIMIT_ACCOUNT", "5/7m,20/1h", "LOGIN_LIMIT_IP", "20/1m,200"),
+			[]string{"LOGIN_LIMIT_ACCOUNT", "LOGIN_LIMIT_IP"},
+		},
+		{
 			"short secrets and missing users file",
 			production.with("JWT_PRIVATE_KEY", "short", "REFRESH_TOKEN_SECRET", "also short", "STATIC_USERS_FILE", ""),
 			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"},

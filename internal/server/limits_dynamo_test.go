@@ -28,6 +28,7 @@ func (p *slowPlatform) Login(context.Context, string, string) (login.Identity, e
 // concurrent wrong passwords for one account, at most Max reach the platform
 // through one instance, at most Max + 1 through two (and one fewer when a
 // failure's count crosses a reservation: the bound errs on the safe side).
+// The binding window (5 an hour) shares its item with a day's window.
 func TestLoginLimitsOnDynamoDB(t *testing.T) {
 	endpoint := servicetest.DynamoDBLocal(t)
 	for _, instances := range []int{1, 2} {
@@ -35,7 +36,7 @@ func TestLoginLimitsOnDynamoDB(t *testing.T) {
 			vars := map[string]string{
 				"STORE": "dynamodb", "DYNAMO_DB_ENDPOINT": endpoint, "DYNAMO_DB_REGION": "us-east-1", "DYNAMO_DB_CREATE_TABLE": "true",
 				"DYNAMO_DB_AUTH_TABLE": "meshauth-limits-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-				"LOGIN_LIMIT_ACCOUNT":  "5/1h", "LOGIN_LIMIT_IP": "off",
+				"LOGIN_LIMIT_ACCOUNT":  "5/1h,50/24h", "LOGIN_LIMIT_IP": "off",
 			}
 			platform := &slowPlatform{}
 			var urls []string

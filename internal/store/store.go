@@ -138,26 +138,41 @@ type LegacySessions interface {
 	DeleteLegacy(ctx context.Context, customerID, tokenHash string) error
 }
 
-// Limit is a counter that may reach Max: one window of a rate limit.
+// Limit is one subject's counters (an account, an address) in one window
+// of a rate limit's longest length: that window's count and the counts of
+// the shorter windows current within it, kept together so that one call
+// counts them all.
 type Limit struct {
+	// Key names the subject and the longest window.
 	Key string
-	Max int64
-	// ExpiresAt ends the counter; the backend may delete it afterwards.
+	// Windows are the counters the call touches, each named uniquely
+	// within Key. A shorter window's name changes as it moves on, so a
+	// counter holds at most one count per shorter window that saw a call.
+	Windows []Window
+	// ExpiresAt ends the longest window; the backend may delete the
+	// counters afterwards.
 	ExpiresAt time.Time
+}
+
+// Window is one counter of a Limit, which may reach Max.
+type Window struct {
+	Name string
+	Max  int64
 }
 
 // Counters count failed attempts, such as wrong passwords, against limits,
 // in windows that end by themselves. Every instance of the service sharing
-// a backend shares its counters. Each call touches one counter and MUST be
-// atomic on it; no call spans counters.
+// a backend shares its counters. Each call touches the windows of one
+// Limit and MUST be atomic on them; no call spans limits.
 type Counters interface {
-	// Add adds delta to the counter of l, creating it at zero to end at
-	// l.ExpiresAt, and returns the count after the addition. A counter
-	// never goes below zero.
-	Add(ctx context.Context, l Limit, delta int64) (int64, error)
-	// Reserve adds one to the counter of l when it is below l.Max and
-	// returns the new count and true; otherwise it changes nothing and
-	// returns false. So of N concurrent reservations exactly as many
-	// succeed as there is room for.
-	Reserve(ctx context.Context, l Limit) (int64, bool, error)
+	// Add adds delta to every window of l, creating each at zero, and
+	// returns the counts after the addition, in the order of l.Windows. A
+	// negative delta applies only when every window can take it without
+	// going below zero; otherwise nothing changes.
+	Add(ctx context.Context, l Limit, delta int64) ([]int64, error)
+	// Reserve adds one to every window of l when each is below its Max and
+	// returns the new counts and true; otherwise it changes nothing and
+	// returns the counts as they stand and false. So of N concurrent
+	// reservations exactly as many succeed as there is room for.
+	Reserve(ctx context.Context, l Limit) ([]int64, bool, error)
 }

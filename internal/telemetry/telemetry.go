@@ -301,13 +301,13 @@ type meteredCounters struct {
 	m *Metrics
 }
 
-func (c meteredCounters) Add(ctx context.Context, l store.Limit, delta int64) (_ int64, err error) {
+func (c meteredCounters) Add(ctx context.Context, l store.Limit, delta int64) (_ []int64, err error) {
 	ctx, done := c.m.storeCall(ctx, "counter_add")
 	defer func() { done(err) }()
 	return c.c.Add(ctx, l, delta)
 }
 
-func (c meteredCounters) Reserve(ctx context.Context, l store.Limit) (_ int64, _ bool, err error) {
+func (c meteredCounters) Reserve(ctx context.Context, l store.Limit) (_ []int64, _ bool, err error) {
 	ctx, done := c.m.storeCall(ctx, "counter_reserve")
 	defer func() { done(err) }()
 	return c.c.Reserve(ctx, l)

@@ -2,8 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"maps"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -15,81 +15,109 @@ import (
 var _ store.Counters = (*Store)(nil)
 
 // counterPrefix starts the partition key of a counter item, beside the
-// sessions in the same table: pk "COUNT#<key>", n (N) the count, expires_at
-// (N, unix ms) its end, and ttl (N, unix s) so that DynamoDB deletes it.
+// sessions in the same table: pk "COUNT#<key>", one number attribute per
+// window, named by the window (the service names the longest window "n",
+// as before windows shared an item), expires_at (N, unix ms) the longest
+// window's end, and ttl (N, unix s) so that DynamoDB deletes it.
 const counterPrefix = "COUNT#"
 
 func counterKey(k string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: counterPrefix + k}}
 }
 
-// counterUpdate is the UpdateItem of one counter: ADD delta, with the
-// counter's end and time-to-live set when it is created, and the new count
-// returned (or, when the condition fails, the count as it stands).
-func (s *Store) counterUpdate(l store.Limit, delta int64, condition string, values map[string]types.AttributeValue) *dynamodb.UpdateItemInput {
-	v := map[string]types.AttributeValue{
+// condition is what every window of a counter update must satisfy.
+type condition int
+
+const (
+	always     condition = iota
+	belowMax             // Reserve: the window is below its Max (missing is zero)
+	canTakeAll           // a negative Add: the window is at least -delta
+)
+
+// counterUpdate is the one UpdateItem of a call: ADD delta to every window
+// of l, provided each satisfies cond, with the item's end and time-to-live
+// set when it is created, the new counts returned (or, when the condition
+// fails, the item as it stands).
+func (s *Store) counterUpdate(l store.Limit, delta int64, cond condition) *dynamodb.UpdateItemInput {
+	names := map[string]string{"#ttl": TTLAttribute}
+	values := map[string]types.AttributeValue{
 		":d":   &types.AttributeValueMemberN{Value: strconv.FormatInt(delta, 10)},
 		":exp": &types.AttributeValueMemberN{Value: millis(l.ExpiresAt)},
 		":ttl": &types.AttributeValueMemberN{Value: ttlSeconds(l.ExpiresAt)},
 	}
-	maps.Copy(v, values)
-	return &dynamodb.UpdateItemInput{
+	var add, conds []string
+	for i, w := range l.Windows {
+		attr, bound := "#w"+strconv.Itoa(i), ":b"+strconv.Itoa(i)
+		names[attr] = w.Name
+		add = append(add, attr+" :d")
+		switch cond {
+		case belowMax:
+			values[bound] = &types.AttributeValueMemberN{Value: strconv.FormatInt(w.Max, 10)}
+			conds = append(conds, "(attribute_not_exists("+attr+") OR "+attr+" < "+bound+")")
+		case canTakeAll:
+			values[bound] = &types.AttributeValueMemberN{Value: strconv.FormatInt(-delta, 10)}
+			conds = append(conds, attr+" >= "+bound)
+		}
+	}
+	in := &dynamodb.UpdateItemInput{
 		TableName:                           &s.table,
 		Key:                                 counterKey(l.Key),
-		UpdateExpression:                    aws.String("ADD n :d SET expires_at = if_not_exists(expires_at, :exp), #ttl = if_not_exists(#ttl, :ttl)"),
-		ConditionExpression:                 aws.String(condition),
-		ExpressionAttributeNames:            map[string]string{"#ttl": TTLAttribute},
-		ExpressionAttributeValues:           v,
+		UpdateExpression:                    aws.String("ADD " + strings.Join(add, ", ") + " SET expires_at = if_not_exists(expires_at, :exp), #ttl = if_not_exists(#ttl, :ttl)"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueUpdatedNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ReturnConsumedCapacity:              s.capacity(),
 	}
-}
-
-// count is the n attribute of item, 0 when missing.
-func count(item map[string]types.AttributeValue) int64 {
-	if v, ok := item["n"].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(v.Value, 10, 64)
-		return n
+	if len(conds) > 0 {
+		in.ConditionExpression = aws.String(strings.Join(conds, " AND "))
 	}
-	return 0
+	return in
 }
 
-// Add implements store.Counters with one UpdateItem ("ADD n delta"). A
-// negative delta applies only while the count stays at zero or above.
-func (s *Store) Add(ctx context.Context, l store.Limit, delta int64) (int64, error) {
-	cond := "attribute_not_exists(n) OR n >= :zero"
-	vals := map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}}
+// counts are the windows of l in item, 0 where missing.
+func counts(l store.Limit, item map[string]types.AttributeValue) []int64 {
+	out := make([]int64, len(l.Windows))
+	for i, w := range l.Windows {
+		if v, ok := item[w.Name].(*types.AttributeValueMemberN); ok {
+			out[i], _ = strconv.ParseInt(v.Value, 10, 64)
+		}
+	}
+	return out
+}
+
+// Add implements store.Counters with one UpdateItem ("ADD #w0 :d, ...").
+// A negative delta has the condition that every window can take it.
+func (s *Store) Add(ctx context.Context, l store.Limit, delta int64) ([]int64, error) {
+	cond := always
 	if delta < 0 {
-		cond = "n >= :need"
-		vals = map[string]types.AttributeValue{":need": &types.AttributeValueMemberN{Value: strconv.FormatInt(-delta, 10)}}
+		cond = canTakeAll
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, delta, cond, vals))
+	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, delta, cond))
 	if err != nil {
 		if ccf := conditionFailed(err); ccf != nil {
-			return count(ccf.Item), nil
+			return counts(l, ccf.Item), nil
 		}
-		return 0, wrap("add to counter", err)
+		return nil, wrap("add to counter", err)
 	}
 	s.report("CounterAdd", out.ConsumedCapacity)
-	return count(out.Attributes), nil
+	return counts(l, out.Attributes), nil
 }
 
 // Reserve implements store.Counters with one conditional UpdateItem ("ADD
-// n 1" if n < Max).
-func (s *Store) Reserve(ctx context.Context, l store.Limit) (int64, bool, error) {
+// #w0 1, ..." if every window is below its Max).
+func (s *Store) Reserve(ctx context.Context, l store.Limit) ([]int64, bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, 1, "attribute_not_exists(n) OR n < :max",
-		map[string]types.AttributeValue{":max": &types.AttributeValueMemberN{Value: strconv.FormatInt(l.Max, 10)}}))
+	out, err := s.client.UpdateItem(ctx, s.counterUpdate(l, 1, belowMax))
 	if err != nil {
 		if ccf := conditionFailed(err); ccf != nil {
-			return count(ccf.Item), false, nil
+			return counts(l, ccf.Item), false, nil
 		}
-		return 0, false, wrap("reserve counter", err)
+		return nil, false, wrap("reserve counter", err)
 	}
 	s.report("CounterReserve", out.ConsumedCapacity)
-	return count(out.Attributes), true, nil
+	return counts(l, out.Attributes), true, nil
 }

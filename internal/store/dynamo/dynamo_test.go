@@ -377,6 +377,7 @@ func TestCapacityPerOperation(t *testing.T) {
 	t.Logf("item at login %d bytes, %d after the first rotation (the layout before: %d and %d)",
 		itemSize(t, encode(sess)), itemSize(t, encode(sess))+len(attrPrevHash)+32+len(attrRotated)+8,
 		itemSize(t, encodeOld(sess)), itemSize(t, encodeOld(sess))+len(oldPrevHash)+32+len(oldRotated)+8)
+	capacityLimit := store.Limit{Key: "capacity-test", Windows: []store.Window{{Name: "n", Max: 20}, {Name: "w60_1", Max: 5}}, ExpiresAt: now.Add(time.Hour)}
 	steps := []struct {
 		name, op string
 		requests int
@@ -385,13 +386,15 @@ func TestCapacityPerOperation(t *testing.T) {
 		{"login (Create)", "Create", 1, func() error { return s.Create(ctx, sess) }},
 		// The session cap's count after a login: a keys-only query, under the cap.
 		{"login cap (TrimByCustomer)", "TrimByCustomer", 1, func() error { _, err := s.TrimByCustomer(ctx, sess.CustomerID, 50); return err }},
-		// A wrong password adds to each window's counter: one request each.
-		{"wrong password, per window (counter Add)", "CounterAdd", 1, func() error {
-			_, err := s.Add(ctx, store.Limit{Key: "capacity-test", Max: 5, ExpiresAt: now.Add(time.Hour)}, 1)
+		// A wrong password adds to its account's counter and its address's:
+		// one request each, for every window (here the defaults', a minute
+		// within an hour).
+		{"wrong password, per subject (counter Add)", "CounterAdd", 1, func() error {
+			_, err := s.Add(ctx, capacityLimit, 1)
 			return err
 		}},
-		{"reservation, per window (counter Reserve)", "CounterReserve", 1, func() error {
-			_, _, err := s.Reserve(ctx, store.Limit{Key: "capacity-test", Max: 5, ExpiresAt: now.Add(time.Hour)})
+		{"reservation, per subject (counter Reserve)", "CounterReserve", 1, func() error {
+			_, _, err := s.Reserve(ctx, capacityLimit)
 			return err
 		}},
 		{"refresh (Rotate)", "Rotate", 1, func() error {

@@ -16,20 +16,21 @@ const pruneEvery = 1024
 // Counters is an in-process store.Counters. The zero value is ready to use.
 type Counters struct {
 	mu    sync.Mutex
-	m     map[string]counter
+	m     map[string]*counter
 	calls int
 }
 
+// counter is one Limit's windows, by name.
 type counter struct {
-	n   int64
+	n   map[string]int64
 	exp time.Time
 }
 
 // get returns l's counter, after dropping now and then the counters whose
 // end has passed by the wall clock. The caller holds mu.
-func (c *Counters) get(l store.Limit) counter {
+func (c *Counters) get(l store.Limit) *counter {
 	if c.m == nil {
-		c.m = map[string]counter{}
+		c.m = map[string]*counter{}
 	}
 	if c.calls++; c.calls%pruneEvery == 0 {
 		now := time.Now()
@@ -41,40 +42,61 @@ func (c *Counters) get(l store.Limit) counter {
 	}
 	e, ok := c.m[l.Key]
 	if !ok {
-		e.exp = l.ExpiresAt
+		e = &counter{n: map[string]int64{}, exp: l.ExpiresAt}
 	}
 	return e
 }
 
-// put stores e under l's key, or drops it at zero: the many accounts that
-// never fail cost no memory.
-func (c *Counters) put(l store.Limit, e counter) {
-	if e.n <= 0 {
-		delete(c.m, l.Key)
-		return
+// counts returns e's counts of l's windows, in order.
+func (e *counter) counts(l store.Limit) []int64 {
+	out := make([]int64, len(l.Windows))
+	for i, w := range l.Windows {
+		out[i] = e.n[w.Name]
 	}
-	c.m[l.Key] = e
+	return out
+}
+
+// add adds delta to l's windows of e, keeps e under l's key, or drops it
+// once every window is at zero: the many accounts that never fail cost no
+// memory. The caller holds mu.
+func (c *Counters) add(l store.Limit, e *counter, delta int64) []int64 {
+	for _, w := range l.Windows {
+		if n := e.n[w.Name] + delta; n > 0 {
+			e.n[w.Name] = n
+		} else {
+			delete(e.n, w.Name)
+		}
+	}
+	if len(e.n) == 0 {
+		delete(c.m, l.Key)
+	} else {
+		c.m[l.Key] = e
+	}
+	return e.counts(l)
 }
 
 // Add implements store.Counters under one lock.
-func (c *Counters) Add(_ context.Context, l store.Limit, delta int64) (int64, error) {
+func (c *Counters) Add(_ context.Context, l store.Limit, delta int64) ([]int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.get(l)
-	e.n = max(0, e.n+delta)
-	c.put(l, e)
-	return e.n, nil
+	for _, w := range l.Windows {
+		if e.n[w.Name]+delta < 0 {
+			return e.counts(l), nil
+		}
+	}
+	return c.add(l, e, delta), nil
 }
 
 // Reserve implements store.Counters under one lock.
-func (c *Counters) Reserve(_ context.Context, l store.Limit) (int64, bool, error) {
+func (c *Counters) Reserve(_ context.Context, l store.Limit) ([]int64, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.get(l)
-	if e.n >= l.Max {
-		return e.n, false, nil
+	for _, w := range l.Windows {
+		if e.n[w.Name] >= w.Max {
+			return e.counts(l), false, nil
+		}
 	}
-	e.n++
-	c.put(l, e)
-	return e.n, true, nil
+	return c.add(l, e, 1), true, nil
 }

@@ -19,7 +19,7 @@ func TestReleasedCountersAreDropped(t *testing.T) {
 	c := &Counters{}
 	ctx := context.Background()
 	for i := range 1000 {
-		l := store.Limit{Key: fmt.Sprintf("account-%d", i), Max: 5, ExpiresAt: time.Now().Add(time.Hour)}
+		l := store.Limit{Key: fmt.Sprintf("account-%d", i), Windows: []store.Window{{Name: "n", Max: 20}, {Name: "w60_1", Max: 5}}, ExpiresAt: time.Now().Add(time.Hour)}
 		if _, ok, err := c.Reserve(ctx, l); err != nil || !ok {
 			t.Fatal(ok, err)
 		}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,10 +18,18 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 	// Far from now, so that a backend deleting ended counters by the wall
 	// clock leaves these alone.
 	end := time.Now().Add(time.Hour).Truncate(time.Second)
-	limit := func(t *testing.T, k string, max int64) store.Limit {
-		return store.Limit{Key: t.Name() + "/" + k, Max: max, ExpiresAt: end}
+	// limit is the key k with a long window "n" and a short one named
+	// short, as the service builds them: a minute within an hour.
+	limit := func(t *testing.T, k string, long int64, short string, max int64) store.Limit {
+		return store.Limit{Key: t.Name() + "/" + k, Windows: []store.Window{{Name: "n", Max: long}, {Name: short, Max: max}}, ExpiresAt: end}
 	}
-	add := func(t *testing.T, c store.Counters, l store.Limit, delta int64) int64 {
+	want := func(t *testing.T, what string, got []int64, want ...int64) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: counts %v, want %v", what, got, want)
+		}
+	}
+	add := func(t *testing.T, c store.Counters, l store.Limit, delta int64) []int64 {
 		t.Helper()
 		n, err := c.Add(ctx, l, delta)
 		if err != nil {
@@ -28,7 +37,7 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 		}
 		return n
 	}
-	reserve := func(t *testing.T, c store.Counters, l store.Limit) (int64, bool) {
+	reserve := func(t *testing.T, c store.Counters, l store.Limit) ([]int64, bool) {
 		t.Helper()
 		n, ok, err := c.Reserve(ctx, l)
 		if err != nil {
@@ -39,78 +48,96 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 
 	t.Run("AddCounts", func(t *testing.T) {
 		c := newCounters(t)
-		a := limit(t, "a", 3)
+		a := limit(t, "a", 5, "w60_1", 3)
 		for i := range 5 {
-			if n := add(t, c, a, 1); n != int64(i+1) {
-				t.Fatalf("Add %d returned %d", i+1, n)
-			}
+			want(t, "Add", add(t, c, a, 1), int64(i+1), int64(i+1))
 		}
-		if n := add(t, c, a, -2); n != 3 {
-			t.Fatalf("Add -2 returned %d, want 3", n)
-		}
+		// The short window moved on: the long one keeps counting.
+		next := limit(t, "a", 5, "w60_2", 3)
+		want(t, "Add in the next short window", add(t, c, next, 1), 6, 1)
+		want(t, "Add -2 in the first short window", add(t, c, a, -2), 4, 3)
+		want(t, "Add 0 in the next", add(t, c, next, 0), 4, 1)
 		// Another key is another counter.
-		if n := add(t, c, limit(t, "b", 3), 1); n != 1 {
-			t.Fatalf("a new counter starts at %d", n-1)
-		}
+		want(t, "Add to another key", add(t, c, limit(t, "b", 5, "w60_1", 3), 1), 1, 1)
 	})
 	t.Run("NeverBelowZero", func(t *testing.T) {
 		c := newCounters(t)
-		a := limit(t, "a", 3)
-		if n := add(t, c, a, -1); n != 0 {
-			t.Fatalf("Add -1 on a missing counter returned %d", n)
-		}
-		if n := add(t, c, a, 1); n != 1 {
-			t.Fatalf("then Add 1 returned %d, want 1", n)
-		}
+		a := limit(t, "a", 5, "w60_1", 3)
+		want(t, "Add -1 on a missing counter", add(t, c, a, -1), 0, 0)
+		want(t, "then Add 1", add(t, c, a, 1), 1, 1)
+		// A window that cannot take the whole delta stops the call: no
+		// window changes.
+		next := limit(t, "a", 5, "w60_2", 3)
+		want(t, "Add -1 where the short window is at zero", add(t, c, next, -1), 1, 0)
+		want(t, "the long window", add(t, c, a, 0), 1, 1)
 	})
 	t.Run("ReserveUntilFull", func(t *testing.T) {
 		c := newCounters(t)
-		a := limit(t, "a", 3)
+		a := limit(t, "a", 5, "w60_1", 3)
 		add(t, c, a, 1) // a failure counted by Add
 		for i := range 2 {
-			if n, ok := reserve(t, c, a); !ok || n != int64(i+2) {
-				t.Fatalf("reservation %d: %d, %v", i+1, n, ok)
+			n, ok := reserve(t, c, a)
+			if !ok {
+				t.Fatalf("reservation %d refused: %v", i+1, n)
 			}
+			want(t, "Reserve", n, int64(i+2), int64(i+2))
 		}
 		for range 2 {
-			if _, ok := reserve(t, c, a); ok {
-				t.Fatal("reservation past Max succeeded")
+			n, ok := reserve(t, c, a)
+			if ok {
+				t.Fatal("reservation past the short window's Max succeeded")
 			}
+			want(t, "refused Reserve", n, 3, 3)
 		}
-		add(t, c, a, -1) // one given back
-		if n, ok := reserve(t, c, a); !ok || n != 3 {
-			t.Fatalf("after a release: %d, %v", n, ok)
+		// The next short window has room until the long one is full.
+		next := limit(t, "a", 5, "w60_2", 3)
+		for i := range 2 {
+			n, ok := reserve(t, c, next)
+			if !ok {
+				t.Fatalf("reservation %d in the next short window refused: %v", i+1, n)
+			}
+			want(t, "Reserve in the next short window", n, int64(4+i), int64(i+1))
+		}
+		if n, ok := reserve(t, c, next); ok {
+			t.Fatalf("reservation past the long window's Max succeeded: %v", n)
+		}
+		want(t, "one given back", add(t, c, a, -1), 4, 2)
+		if n, ok := reserve(t, c, next); !ok {
+			t.Fatalf("after a release: %v refused", n)
 		}
 	})
-	t.Run("ConcurrentReserve", func(t *testing.T) {
-		c := newCounters(t)
-		const max = 10
-		a := limit(t, "a", max)
-		var (
-			wg sync.WaitGroup
-			ok atomic.Int64
-		)
-		errs := make([]error, Concurrency)
-		for i := range Concurrency {
-			wg.Go(func() {
-				_, got, err := c.Reserve(ctx, a)
-				errs[i] = err
-				if got {
-					ok.Add(1)
+	for _, tc := range []struct {
+		name        string
+		long, short int64
+	}{{"ConcurrentReserveShortFull", 50, 10}, {"ConcurrentReserveLongFull", 10, 50}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCounters(t)
+			a := limit(t, "a", tc.long, "w60_1", tc.short)
+			var (
+				wg sync.WaitGroup
+				ok atomic.Int64
+			)
+			errs := make([]error, Concurrency)
+			for i := range Concurrency {
+				wg.Go(func() {
+					_, got, err := c.Reserve(ctx, a)
+					errs[i] = err
+					if got {
+						ok.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
 				}
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatal(err)
 			}
-		}
-		if ok.Load() != max {
-			t.Fatalf("%d of %d concurrent reservations succeeded, want exactly %d", ok.Load(), Concurrency, max)
-		}
-		if n := add(t, c, a, 0); n != max {
-			t.Fatalf("counter at %d after the race, want %d", n, max)
-		}
-	})
+			room := min(tc.long, tc.short)
+			if ok.Load() != room {
+				t.Fatalf("%d of %d concurrent reservations succeeded, want exactly %d", ok.Load(), Concurrency, room)
+			}
+			want(t, "after the race", add(t, c, a, 0), room, room)
+		})
+	}
 }
