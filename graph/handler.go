@@ -70,7 +70,7 @@ func newHandler(o Options) (http.Handler, *queryCache) {
 	} else {
 		srv.Use(FederationSDL{})
 	}
-	srv.AroundFields(rootFields(PublicSchema(o.Surface), boundEntities, o.Operations))
+	srv.AroundFields(rootFields(PublicSchema(o.Surface), o.Operations, boundEntities))
 	maxTokens := o.MaxTokens
 	if maxTokens <= 0 {
 		maxTokens = DefaultMaxTokens

@@ -140,7 +140,8 @@ func decodeJSON(r io.Reader, v any) error {
 }
 
 // readBody reads the whole body: into a buffer of the announced length when
-// there is one (the HTTP layer has bounded it), else growing as it comes.
+// that is small (a client cannot make the service set aside much memory for
+// bytes it has not sent), else growing as it comes.
 func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
@@ -156,8 +157,8 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // maxPresizedBody bounds the buffer allocated from Content-Length before
-// any byte has arrived.
-const maxPresizedBody = 1 << 20
+// any byte has arrived; every token operation's body is far smaller.
+const maxPresizedBody = 8 << 10
 
 // WriteBodyTooLarge answers 413: the body is over limit bytes.
 func WriteBodyTooLarge(w http.ResponseWriter, limit int64) {

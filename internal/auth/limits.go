@@ -30,10 +30,11 @@ type Window struct {
 // the account's windows. Only rejected credentials use up a limit; an
 // upstream outage does not.
 //
-// The windows of one subject nest: each length divides the longest (the
-// configuration checks it), so a subject's counts in one longest window
-// are one store item, and counting a failure against all of its windows is
-// one single-item update.
+// The windows of one subject nest: their lengths are distinct and each
+// divides the longest (the configuration checks both), so a subject's
+// counts in one longest window are one store item, each window under a name
+// of its own, and counting a failure against all of its windows is one
+// single-item update.
 type Limits struct {
 	Account []Window
 	IP      []Window

@@ -379,9 +379,16 @@ func (r *reader) windows(name, def string) []auth.Window {
 		}
 		out = append(out, auth.Window{Max: max, Length: length})
 	}
-	// The windows nest, so that one store item counts them all.
+	// The windows nest, so that one store item counts them all, each under
+	// a name of its own.
 	longest := slices.MaxFunc(out, func(a, b auth.Window) int { return cmp.Compare(a.Length, b.Length) }).Length
+	seen := map[time.Duration]bool{}
 	for _, w := range out {
+		if seen[w.Length] {
+			r.fail("%s: window length %s is given twice; give each length once", name, w.Length)
+			return nil
+		}
+		seen[w.Length] = true
 		if longest%w.Length != 0 {
 			r.fail("%s: each window's length must divide the longest (%s); %s does not", name, longest, w.Length)
 			return nil

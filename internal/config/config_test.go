@@ -246,6 +246,11 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			[]string{"LOGIN_LIMIT_ACCOUNT", "LOGIN_LIMIT_IP"},
 		},
 		{
+			"a login-limit window length given twice",
+			production.with("LOGIN_LIMIT_ACCOUNT", "5/1m,10/60s,20/1h"),
+			[]string{"LOGIN_LIMIT_ACCOUNT"},
+		},
+		{
 			"short secrets and missing users file",
 			production.with("JWT_PRIVATE_KEY", "short", "REFRESH_TOKEN_SECRET", "also short", "STATIC_USERS_FILE", ""),
 			[]string{"JWT_PRIVATE_KEY", "REFRESH_TOKEN_SECRET", "STATIC_USERS_FILE"},

@@ -310,6 +310,10 @@ func TestEntityAmplification(t *testing.T) {
 	if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
 		t.Fatalf("101 representations: %.300s", r.Raw)
 	}
+	// The refusal is an operation like any other in the metrics.
+	if m := scrape(t, e.url); !strings.Contains(m, `meshauth_graphql_operations_total{code="BAD_USER_INPUT",operation="_entities"} 1`) {
+		t.Error("the refused _entities is not in meshauth_graphql_operations_total")
+	}
 	lookups := func() int {
 		for _, line := range strings.Split(scrape(t, e.url), "\n") {
 			if strings.HasPrefix(line, `meshauth_store_calls_total{call="list_by_customer",result="ok"}`) {

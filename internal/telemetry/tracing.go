@@ -20,6 +20,7 @@ var (
 	// tracing is set once StartTracing has installed an exporter; until
 	// then starting a span costs nothing.
 	tracing atomic.Bool
+	noSpan  = trace.SpanFromContext(context.Background())
 )
 
 // TracingRequested reports whether the standard OpenTelemetry environment
@@ -80,7 +81,8 @@ func Propagated(ctx context.Context, header propagation.TextMapCarrier) context.
 // with tracing off it returns ctx and the no-op span, allocating nothing.
 func startSpan(ctx context.Context, prefix, name string, key attribute.Key) (context.Context, trace.Span) {
 	if !tracing.Load() {
-		return ctx, trace.SpanFromContext(ctx)
+		// The no-op span, never the caller's (which its owner ends).
+		return ctx, noSpan
 	}
 	return tracer.Start(ctx, prefix+name, trace.WithAttributes(key.String(name)))
 }

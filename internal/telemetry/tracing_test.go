@@ -1,6 +1,15 @@
 package telemetry
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
 
 func TestTracingRequested(t *testing.T) {
 	tests := []struct {
@@ -21,5 +30,32 @@ func TestTracingRequested(t *testing.T) {
 				t.Fatalf("TracingRequested = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSpansWithTracingOff: with tracing off, a store call makes no span of
+// its own and leaves a span the caller owns alone (neither ended nor
+// given a status), even one that records.
+func TestSpansWithTracingOff(t *testing.T) {
+	if tracing.Load() {
+		t.Skip("tracing was started in this process")
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	ctx, parent := tp.Tracer("caller").Start(context.Background(), "caller")
+
+	inner, done := New().storeCall(ctx, "rotate")
+	if trace.SpanFromContext(inner) != parent {
+		t.Fatal("the store call put a span of its own in the context")
+	}
+	done(errors.New("boom"))
+	if !parent.IsRecording() {
+		t.Fatal("the store call ended the caller's span")
+	}
+	parent.End()
+	ended := rec.Ended()
+	if len(ended) != 1 || ended[0].Status().Code != codes.Unset || len(ended[0].Attributes()) != 0 {
+		t.Fatalf("the caller's span was changed: %d spans ended, status %v, attributes %v", len(ended), ended[0].Status(), ended[0].Attributes())
 	}
 }

@@ -53,7 +53,13 @@ func (s *Store) counterUpdate(l store.Limit, delta int64, cond condition) *dynam
 		switch cond {
 		case belowMax:
 			values[bound] = &types.AttributeValueMemberN{Value: strconv.FormatInt(w.Max, 10)}
-			conds = append(conds, "(attribute_not_exists("+attr+") OR "+attr+" < "+bound+")")
+			if w.Max > 0 {
+				conds = append(conds, "(attribute_not_exists("+attr+") OR "+attr+" < "+bound+")")
+			} else {
+				// No room even for a missing count (zero): a comparison with
+				// a missing attribute is false.
+				conds = append(conds, attr+" < "+bound)
+			}
 		case canTakeAll:
 			values[bound] = &types.AttributeValueMemberN{Value: strconv.FormatInt(-delta, 10)}
 			conds = append(conds, attr+" >= "+bound)

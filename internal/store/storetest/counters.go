@@ -106,6 +106,17 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters) {
 			t.Fatalf("after a release: %v refused", n)
 		}
 	})
+	t.Run("NoRoom", func(t *testing.T) {
+		// A window with Max 0 (the limiter lowers Max by one while an
+		// attempt it let through unreserved may yet fail) has no room, even
+		// when nothing was counted in it yet.
+		c := newCounters(t)
+		a := limit(t, "a", 5, "w60_1", 0)
+		if n, ok := reserve(t, c, a); ok {
+			t.Fatalf("reservation in a window with Max 0 succeeded: %v", n)
+		}
+		want(t, "after the refusal", add(t, c, a, 0), 0, 0)
+	})
 	for _, tc := range []struct {
 		name        string
 		long, short int64
