@@ -66,16 +66,16 @@ func (c refreshCookie) issue(ctx context.Context, t auth.Tokens) *model.Customer
 	return out
 }
 
-// refused clears the cookie when a refresh with the cookie's token failed
-// because that token can never work again (invalid, reused, or its session
-// expired): the browser stops presenting it. Other failures (the store
-// unreachable, say) keep it, so a retry may succeed.
+// refused clears the cookie when a refresh or a logout with the cookie's
+// token failed because that token can never work again (malformed, invalid,
+// reused, or its session expired): the browser stops presenting it. Other
+// failures (the store unreachable, say) keep it, so a retry may succeed.
 func (c refreshCookie) refused(ctx context.Context, fromCookie bool, err error) {
 	if !fromCookie {
 		return
 	}
 	switch auth.CodeOf(err) {
-	case auth.CodeInvalidRefreshToken, auth.CodeRefreshTokenReused, auth.CodeSessionExpired:
+	case auth.CodeBadUserInput, auth.CodeInvalidRefreshToken, auth.CodeRefreshTokenReused, auth.CodeSessionExpired:
 		c.clear(ctx)
 	}
 }

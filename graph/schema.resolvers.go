@@ -37,11 +37,12 @@ func (r *mutationResolver) RefreshCustomerToken(ctx context.Context, refreshToke
 
 // RevokeCustomerToken is the resolver for the revokeCustomerToken field.
 func (r *mutationResolver) RevokeCustomerToken(ctx context.Context, refreshToken *string) (*model.RevokeCustomerTokenOutput, error) {
-	rt, _, err := r.cookie.refreshToken(ctx, refreshToken)
+	rt, fromCookie, err := r.cookie.refreshToken(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.auth.Revoke(ctx, rt); err != nil {
+		r.cookie.refused(ctx, fromCookie, err)
 		return nil, err
 	}
 	r.cookie.clear(ctx)

@@ -220,6 +220,12 @@ func TestCookieClearedWhenRefused(t *testing.T) {
 			t.Fatalf("code %s, cookie cleared %v", c, cleared(res))
 		}
 	})
+	t.Run("logout with a malformed token", func(t *testing.T) {
+		res, r := raw(t, e, "application/json", `{"query":"mutation { revokeCustomerToken { result } }"}`, &http.Cookie{Name: "meshauth_refresh", Value: "not-a-token"}, csrf)
+		if c := code(t, r); c != "BAD_USER_INPUT" || !cleared(res) {
+			t.Fatalf("code %s, cookie cleared %v", c, cleared(res))
+		}
+	})
 	t.Run("kept", func(t *testing.T) {
 		c := loginCookie()
 		// Without the CSRF header the cookie is not even read.
