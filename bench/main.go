@@ -49,6 +49,12 @@
 // part of it that is the embedded store's sessions.db, with that file's size
 // per session: go run ./bench -preload 100000 -scenarios refresh.
 //
+// -limited FILE names the JSON lines of a run with the default login limits;
+// the run at hand, with them off (-service-env LOGIN_LIMIT_ACCOUNT=off
+// -service-env LOGIN_LIMIT_IP=off), is its baseline, and the table ends with
+// the target that login with the limits keeps at least 80 % of the rate
+// without them. bench/run.sh does this on DynamoDB Local.
+//
 // -soak D runs mixed for D instead of the scenarios and samples RSS every
 // -soak-interval. With -check (DynamoDB only) the soak runs the checked
 // load of soak.go instead (login, refresh, concurrent duplicate refreshes,
@@ -113,6 +119,7 @@ type options struct {
 	checkTimeout   time.Duration
 	hostile        int
 	preload        int
+	limited        string
 }
 
 // errInvariants reports a checked soak whose invariants failed; the
@@ -171,6 +178,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 5*time.Minute, "with -check: bound on the checks after the soak")
 	fs.IntVar(&o.hostile, "hostile", 0, "instead of the scenarios, send each hostile shape (no login) this many times, then 10 000 distinct hostile documents, and report service CPU per request and peak RSS")
 	fs.IntVar(&o.preload, "preload", 0, "before measuring, log in this many distinct customers (e.g. 100000), so that the scenarios run against a store holding that many sessions; reports the service's RSS (anonymous and file-backed) and sessions.db's size after them")
+	fs.StringVar(&o.limited, "limited", "", "JSON lines of a run with the default login limits (bench/run.sh's dynamodb.jsonl); this run, with them off, is its baseline, and the table ends with the target that login with the limits keeps at least 80 % of the rate without them")
 	fs.Bool("serve-ceiling", false, "internal: run as the ceiling's server process")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -525,6 +533,15 @@ func run(o options, stdout, stderr io.Writer) error {
 	if o.table {
 		fmt.Fprintln(stderr)
 		writeTable(stderr, rows, ceilings)
+		if o.limited != "" {
+			limited, err := readResults(o.limited)
+			if err != nil {
+				return err
+			}
+			for _, t := range limitTargets(limited, rows) {
+				fmt.Fprintln(stderr, t)
+			}
+		}
 	}
 	for _, r := range rows {
 		if r.Soak != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -448,6 +449,14 @@ func targets(rows []Result) []string {
 			perf = append(perf, fmt.Sprintf("target dynamodb refresh >= 80%% of DynamoDB Local's own rate: %s (%.0f vs %.0f ops/s = %.0f%%)",
 				verdict(*r.RatioDynamoCeiling >= 0.80), r.OpsPerS, *r.DynamoCeilingOpsPerS, *r.RatioDynamoCeiling*100))
 		}
+		if calls, ok := r.StoreCallsPerOp.(float64); ok && r.Store == "dynamodb" {
+			switch r.Scenario {
+			case "login":
+				perf = append(perf, fmt.Sprintf("target dynamodb login at most 2 store requests: %s (%.2f per login)", verdict(calls <= 2), calls))
+			case "refresh":
+				perf = append(perf, fmt.Sprintf("target dynamodb refresh 1 store request: %s (%.2f per refresh)", verdict(calls <= 1), calls))
+			}
+		}
 		if r.PeakRSSMB != nil {
 			// 64 MB read as 64 * 10^6 bytes (61.0 MiB), the stricter reading,
 			// and judged on the whole RSS (VmHWM), mapped file pages included.
@@ -467,4 +476,46 @@ func targets(rows []Result) []string {
 		}
 	}
 	return append(append(perf, rss...), other...)
+}
+
+// limitTargets compares the login rows of a run with the default login
+// limits (limited) to those of a run with them off (off), store by store.
+func limitTargets(limited, off []Result) []string {
+	var out []string
+	for _, l := range limited {
+		for _, o := range off {
+			if l.Scenario != "login" || o.Scenario != "login" || l.Store != o.Store || o.OpsPerS <= 0 {
+				continue
+			}
+			ratio := l.OpsPerS / o.OpsPerS
+			verdict := "NOT MET"
+			if ratio >= 0.80 {
+				verdict = "MET"
+			}
+			out = append(out, fmt.Sprintf("target %s login with the default limits >= 80%% of login with them off: %s (%.0f vs %.0f ops/s = %.0f%%)",
+				l.Store, verdict, l.OpsPerS, o.OpsPerS, ratio*100))
+		}
+	}
+	return out
+}
+
+// readResults reads the JSON lines a run wrote to stdout; a ceiling's line
+// is a Result too.
+func readResults(path string) ([]Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for line := range strings.Lines(string(b)) {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

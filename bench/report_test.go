@@ -217,3 +217,47 @@ func TestStub(t *testing.T) {
 		t.Errorf("wrong password: %d", code)
 	}
 }
+
+// TestLoginLimitTargets: the run with the limits off reads the limited
+// run's JSON lines back and judges the ratio of their login rates; the
+// request counts per login and per refresh are judged from each run's rows.
+func TestLoginLimitTargets(t *testing.T) {
+	path := t.TempDir() + "/dynamodb.jsonl"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Result{
+		{Scenario: "ceiling", Store: "memory", OpsPerS: 20000},
+		{Scenario: "login", Store: "dynamodb", OpsPerS: 715, StoreCallsPerOp: 2.0},
+		{Scenario: "refresh", Store: "dynamodb", OpsPerS: 1099, StoreCallsPerOp: 1.0},
+	} {
+		if err := writeJSON(f, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	limited, err := readResults(path)
+	if err != nil || len(limited) != 3 {
+		t.Fatalf("readResults: %d rows, %v", len(limited), err)
+	}
+	got := strings.Join(limitTargets(limited, []Result{{Scenario: "login", Store: "dynamodb", OpsPerS: 806}}), "\n")
+	if want := "target dynamodb login with the default limits >= 80% of login with them off: MET (715 vs 806 ops/s = 89%)"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := limitTargets(limited, []Result{{Scenario: "login", Store: "dynamodb", OpsPerS: 1000}}); len(got) != 1 || !strings.Contains(got[0], "NOT MET (715 vs 1000 ops/s = 72%)") {
+		t.Fatalf("below 80 %%: %q", got)
+	}
+	lines := strings.Join(targets(limited), "\n")
+	for _, want := range []string{
+		"target dynamodb login at most 2 store requests: MET (2.00 per login)",
+		"target dynamodb refresh 1 store request: MET (1.00 per refresh)",
+	} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("targets lack %q:\n%s", want, lines)
+		}
+	}
+	if lines := strings.Join(targets([]Result{{Scenario: "login", Store: "dynamodb", StoreCallsPerOp: 4.0}}), "\n"); !strings.Contains(lines, "at most 2 store requests: NOT MET (4.00 per login)") {
+		t.Errorf("4 requests per login judged: %s", lines)
+	}
+}

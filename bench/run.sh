@@ -60,7 +60,7 @@ scripts/dynamodb-local.sh run -- bash -c '
 	"$0" "${@:3}" -store dynamodb -cold-starts 3 >"$1/dynamodb.jsonl" &&
 	echo "=== DynamoDB Local, login with LOGIN_LIMIT_ACCOUNT=off LOGIN_LIMIT_IP=off ===" >&2 &&
 	"$0" "${@:3}" -store dynamodb -cold-starts 1 -ceiling=false -scenarios login \
-		-service-env LOGIN_LIMIT_ACCOUNT=off -service-env LOGIN_LIMIT_IP=off >"$1/dynamodb-limits-off.jsonl"
+		-service-env LOGIN_LIMIT_ACCOUNT=off -service-env LOGIN_LIMIT_IP=off -limited "$1/dynamodb.jsonl" >"$1/dynamodb-limits-off.jsonl"
 ' "$BIN_DIR/bench" "$OUT" x "${common[@]}"
 
 if [ -n "$SOAK" ]; then
