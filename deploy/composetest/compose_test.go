@@ -259,3 +259,42 @@ func deref(p *string) string {
 	}
 	return *p
 }
+
+// TestBuildNamesVersion: the image is built with the shell's VERSION and
+// COMMIT as build arguments the Dockerfile declares ("devel" and empty
+// without them), so that a compose-built binary says what it is.
+func TestBuildNamesVersion(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"ARG VERSION", "ARG COMMIT"} {
+		if !strings.Contains(string(b), "\n"+arg) {
+			t.Errorf("the Dockerfile declares no %s", arg)
+		}
+	}
+	for _, tc := range []struct {
+		shell         map[string]string
+		version, comm string
+	}{
+		{nil, "devel", ""},
+		{map[string]string{"VERSION": "v1.4.0", "COMMIT": "0123abc"}, "v1.4.0", "0123abc"},
+	} {
+		svc, err := load(t, tc.shell).GetService("meshauth")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Build == nil {
+			t.Fatal("meshauth is not built")
+		}
+		got := func(k string) string {
+			if v := svc.Build.Args[k]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		if got("VERSION") != tc.version || got("COMMIT") != tc.comm {
+			t.Errorf("shell %v: build args VERSION=%q COMMIT=%q, want %q and %q", tc.shell, got("VERSION"), got("COMMIT"), tc.version, tc.comm)
+		}
+	}
+}
