@@ -21,7 +21,9 @@ import (
 //	rotated                    varint, milliseconds after created; only with flagRotated
 //	customer id, token hash,   each a uvarint length and the bytes; the ip
 //	previous token hash,       as its 4 or 16 bytes with flagBinaryIP, else
-//	claims, user agent, ip     as text
+//	claims, user agent, ip     as text; the user agent as the key of its
+//	                           text in the agents bucket with flagAgentRef
+//	                           (agentKeyLen bytes), else as text
 //
 // Records written before version 1 are the JSON of store.Session, which
 // always starts with '{'; decodeSession reads both, encodeSession writes
@@ -32,13 +34,21 @@ const (
 	flagNumericID = 1 << 1
 	flagRotated   = 1 << 2
 	flagBinaryIP  = 1 << 3
+	flagAgentRef  = 1 << 4
 )
 
 var errRecord = errors.New("decode session: truncated or unknown record")
 
-// encodeSession returns the version 1 record of sess, in one allocation.
-func encodeSession(sess store.Session) []byte {
+// encodeSession returns the version 1 record of sess, in one allocation;
+// with agent not nil, the record holds agent, the key of the user agent's
+// text in the agents bucket, instead of the text.
+func encodeSession(sess store.Session, agent []byte) []byte {
 	var flags byte
+	ua := []byte(nil)
+	if agent != nil {
+		flags |= flagAgentRef
+		ua = agent
+	}
 	if sess.RememberMe {
 		flags |= flagRemember
 	}
@@ -76,7 +86,11 @@ func encodeSession(sess store.Session) []byte {
 	for _, t := range times[:nt] {
 		n += uvarintLen(uint64(t<<1) ^ uint64(t>>63)) // binary.AppendVarint's zig-zag
 	}
-	for _, l := range [...]int{len(sess.CustomerID), len(sess.TokenHash), len(sess.PrevTokenHash), len(sess.Claims), len(sess.UserAgent), ipLen} {
+	uaLen := len(sess.UserAgent)
+	if agent != nil {
+		uaLen = len(ua)
+	}
+	for _, l := range [...]int{len(sess.CustomerID), len(sess.TokenHash), len(sess.PrevTokenHash), len(sess.Claims), uaLen, ipLen} {
 		n += uvarintLen(uint64(l)) + l
 	}
 	b := make([]byte, 0, n)
@@ -88,25 +102,31 @@ func encodeSession(sess store.Session) []byte {
 	b = appendBytes(b, sess.TokenHash)
 	b = appendBytes(b, sess.PrevTokenHash)
 	b = appendBytes(b, sess.Claims)
-	b = appendString(b, sess.UserAgent)
+	if agent != nil {
+		b = appendBytes(b, ua)
+	} else {
+		b = appendString(b, sess.UserAgent)
+	}
 	if flags&flagBinaryIP != 0 {
 		return appendBytes(b, ip)
 	}
 	return appendString(b, sess.IP)
 }
 
-// decodeSession reads the record v of session id, in either format. The
-// result shares no memory with v, which bbolt owns.
-func decodeSession(id string, v []byte) (store.Session, error) {
+// decodeSession reads the record v of session id, in either format, and
+// the key of its user agent's text when the record holds that instead of
+// the text (UserAgent is then empty). The results share no memory with v,
+// which bbolt owns.
+func decodeSession(id string, v []byte) (store.Session, []byte, error) {
 	if len(v) > 0 && v[0] == '{' {
 		var sess store.Session
 		if err := json.Unmarshal(v, &sess); err != nil {
-			return store.Session{}, fmt.Errorf("decode session: %w", err)
+			return store.Session{}, nil, fmt.Errorf("decode session: %w", err)
 		}
-		return sess, nil
+		return sess, nil, nil
 	}
 	if len(v) < 2 || v[0] != recordV1 {
-		return store.Session{}, errRecord
+		return store.Session{}, nil, errRecord
 	}
 	flags, rest := v[1], v[2:]
 	sess := store.Session{
@@ -121,7 +141,7 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 		}
 		d, n := binary.Varint(rest)
 		if n <= 0 {
-			return store.Session{}, errRecord
+			return store.Session{}, nil, errRecord
 		}
 		ms[i], rest = d, rest[n:]
 	}
@@ -137,14 +157,21 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 	for i := range field {
 		l, n := binary.Uvarint(rest)
 		if n <= 0 || l > uint64(len(rest)-n) {
-			return store.Session{}, errRecord
+			return store.Session{}, nil, errRecord
 		}
 		field[i], rest = rest[n:n+int(l)], rest[n+int(l):]
 	}
 	if len(rest) != 0 {
-		return store.Session{}, errRecord
+		return store.Session{}, nil, errRecord
 	}
-	buf := make([]byte, 0, len(field[1])+len(field[2])+len(field[3]))
+	var agent []byte
+	if flags&flagAgentRef != 0 {
+		if len(field[4]) != agentKeyLen {
+			return store.Session{}, nil, errRecord
+		}
+		agent, field[4] = field[4], nil
+	}
+	buf := make([]byte, 0, len(field[1])+len(field[2])+len(field[3])+len(agent))
 	bytesField := func(f []byte) []byte {
 		if len(f) == 0 {
 			return nil
@@ -154,11 +181,12 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 		return buf[start:len(buf):len(buf)]
 	}
 	sess.TokenHash, sess.PrevTokenHash, sess.Claims = bytesField(field[1]), bytesField(field[2]), bytesField(field[3])
+	agent = bytesField(agent)
 	ip := field[5]
 	if flags&flagBinaryIP != 0 {
 		a, ok := netip.AddrFromSlice(ip)
 		if !ok {
-			return store.Session{}, errRecord
+			return store.Session{}, nil, errRecord
 		}
 		sess.IP, ip = a.String(), nil
 	}
@@ -168,29 +196,50 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 	if ip != nil {
 		sess.IP = strs[b:]
 	}
-	return sess, nil
+	return sess, agent, nil
 }
 
-// recordExpiresAt reads only the end of the session in record v, which
-// Sweep does for every session.
-func recordExpiresAt(v []byte) (time.Time, error) {
+// recordEndAndAgent reads only what Sweep needs of every record v: the end
+// of the session, and the key of its user agent's text when the record
+// holds one (a slice of v).
+func recordEndAndAgent(v []byte) (time.Time, []byte, error) {
 	if len(v) > 0 && v[0] == '{' {
-		sess, err := decodeSession("", v)
-		return sess.ExpiresAt, err
+		sess, _, err := decodeSession("", v)
+		return sess.ExpiresAt, nil, err
 	}
 	if len(v) < 2 || v[0] != recordV1 {
-		return time.Time{}, errRecord
+		return time.Time{}, nil, errRecord
 	}
-	var ms [3]int64 // created, refreshed, expires
-	rest := v[2:]
+	flags, rest := v[1], v[2:]
+	var ms [4]int64 // created, refreshed, expires, rotated
 	for i := range ms {
+		if i == 3 && flags&flagRotated == 0 {
+			break
+		}
 		d, n := binary.Varint(rest)
 		if n <= 0 {
-			return time.Time{}, errRecord
+			return time.Time{}, nil, errRecord
 		}
 		ms[i], rest = d, rest[n:]
 	}
-	return time.UnixMilli(ms[0] + ms[2]).UTC(), nil
+	end := time.UnixMilli(ms[0] + ms[2]).UTC()
+	if flags&flagAgentRef == 0 {
+		return end, nil, nil
+	}
+	for i := range 5 { // customer id, hashes, claims, then the user agent
+		l, n := binary.Uvarint(rest)
+		if n <= 0 || l > uint64(len(rest)-n) {
+			return time.Time{}, nil, errRecord
+		}
+		if i == 4 {
+			if l != agentKeyLen {
+				return time.Time{}, nil, errRecord
+			}
+			return end, rest[n : n+int(l)], nil
+		}
+		rest = rest[n+int(l):]
+	}
+	return end, nil, nil
 }
 
 func uvarintLen(l uint64) int {

@@ -68,13 +68,13 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v := encodeSession(tc.sess)
+			v := encodeSession(tc.sess, nil)
 			if v[0] != recordV1 || cap(v) != len(v) {
 				t.Fatalf("record starts with %#x, len %d cap %d", v[0], len(v), cap(v))
 			}
-			got, err := decodeSession(tc.sess.ID, v)
-			if err != nil {
-				t.Fatal(err)
+			got, agent, err := decodeSession(tc.sess.ID, v)
+			if err != nil || agent != nil {
+				t.Fatal(agent, err)
 			}
 			mustEqual(t, got, tc.sess)
 			// The session owns its memory: bbolt reuses the record's.
@@ -84,34 +84,67 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCodecAgentRef: a record that names its user agent's text by key
+// holds the key instead of the text, and gives it back on decoding, in
+// memory of its own; Sweep's reader finds the same key and end.
+func TestCodecAgentRef(t *testing.T) {
+	sess := typicalSession()
+	key := agentKey(sess.UserAgent)
+	v := encodeSession(sess, key)
+	if bytes.Contains(v, []byte(sess.UserAgent)) || !bytes.Contains(v, key) || cap(v) != len(v) {
+		t.Fatalf("record %q does not hold the key in place of the text", v)
+	}
+	got, agent, err := decodeSession(sess.ID, v)
+	if err != nil || !bytes.Equal(agent, key) {
+		t.Fatalf("agent %x, %v; want %x", agent, err, key)
+	}
+	want := sess
+	want.UserAgent = ""
+	mustEqual(t, got, want)
+	end, ref, err := recordEndAndAgent(v)
+	if err != nil || !end.Equal(sess.ExpiresAt) || !bytes.Equal(ref, key) {
+		t.Fatalf("recordEndAndAgent = %v, %x, %v", end, ref, err)
+	}
+	clear(v)
+	if !bytes.Equal(agent, key) {
+		t.Fatal("the decoded key shares the record's memory")
+	}
+	// A key of another length is a damaged record.
+	if _, _, err := decodeSession(sess.ID, encodeSession(sess, key[:8])); err == nil {
+		t.Fatal("a record with an 8-byte key decoded")
+	}
+}
+
 // TestRecordSize holds a typical session's record to 300 bytes, and checks
 // that the previous JSON was well over.
 func TestRecordSize(t *testing.T) {
 	sess := typicalSession()
-	v := encodeSession(sess)
+	v := encodeSession(sess, nil)
 	old, err := json.Marshal(sess)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("record %d bytes, JSON before %d bytes", len(v), len(old))
+	ref := encodeSession(sess, agentKey(sess.UserAgent))
+	t.Logf("record %d bytes (%d naming its user agent by key), JSON before %d bytes", len(v), len(ref), len(old))
 	if len(v) > 300 {
 		t.Errorf("record is %d bytes, want at most 300", len(v))
 	}
 }
 
 func TestDecodeRejectsDamagedRecords(t *testing.T) {
-	v := encodeSession(typicalSession())
-	for n := range len(v) {
-		if _, err := decodeSession("s", v[:n]); err == nil {
-			t.Fatalf("a record cut to %d of %d bytes decoded", n, len(v))
+	for _, v := range [][]byte{encodeSession(typicalSession(), nil), encodeSession(typicalSession(), agentKey("ua"))} {
+		for n := range len(v) {
+			if _, _, err := decodeSession("s", v[:n]); err == nil {
+				t.Fatalf("a record cut to %d of %d bytes decoded", n, len(v))
+			}
 		}
-	}
-	if _, err := decodeSession("s", append(v[:len(v):len(v)], 0)); err == nil {
-		t.Fatal("a record with a trailing byte decoded")
-	}
-	bad := append([]byte{0x02}, v[1:]...)
-	if _, err := decodeSession("s", bad); err == nil {
-		t.Fatal("a record of an unknown version decoded")
+		if _, _, err := decodeSession("s", append(v[:len(v):len(v)], 0)); err == nil {
+			t.Fatal("a record with a trailing byte decoded")
+		}
+		bad := append([]byte{0x02}, v[1:]...)
+		if _, _, err := decodeSession("s", bad); err == nil {
+			t.Fatal("a record of an unknown version decoded")
+		}
 	}
 }
 
@@ -260,29 +293,31 @@ func mustGet(t *testing.T, s *Store, id string) store.Session {
 	return got
 }
 
-// FuzzDecodeSession: no record makes decodeSession or recordExpiresAt
-// panic; a record that decodes has the end recordExpiresAt reads, and
-// encodes to a record that decodes to the same session.
+// FuzzDecodeSession: no record makes decodeSession or recordEndAndAgent
+// panic; a record that decodes has the end and user-agent key
+// recordEndAndAgent reads, and encodes to a record that decodes to the same
+// session.
 func FuzzDecodeSession(f *testing.F) {
-	f.Add(encodeSession(typicalSession()))
-	f.Add(encodeSession(store.Session{ID: "s", IP: "unknown", Claims: json.RawMessage(`{}`)}))
+	f.Add(encodeSession(typicalSession(), nil))
+	f.Add(encodeSession(typicalSession(), agentKey("ua")))
+	f.Add(encodeSession(store.Session{ID: "s", IP: "unknown", Claims: json.RawMessage(`{}`)}, nil))
 	f.Add([]byte(oldRecordRotated))
 	f.Add([]byte{recordV1, 0xff, 0x80})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		sess, err := decodeSession("s", v)
-		end, endErr := recordExpiresAt(v)
+		sess, agent, err := decodeSession("s", v)
+		end, ref, endErr := recordEndAndAgent(v)
 		if err != nil {
 			return
 		}
-		if endErr != nil || !end.Equal(sess.ExpiresAt) {
-			t.Fatalf("recordExpiresAt = %v, %v; the record decodes with end %v", end, endErr, sess.ExpiresAt)
+		if endErr != nil || !end.Equal(sess.ExpiresAt) || !bytes.Equal(ref, agent) {
+			t.Fatalf("recordEndAndAgent = %v, %x, %v; the record decodes with end %v and key %x", end, ref, endErr, sess.ExpiresAt, agent)
 		}
 		if v[0] != recordV1 {
 			return // JSON: times may be finer than the binary form keeps
 		}
-		again, err := decodeSession("s", encodeSession(sess))
-		if err != nil {
-			t.Fatalf("re-encoded record: %v", err)
+		again, againAgent, err := decodeSession("s", encodeSession(sess, agent))
+		if err != nil || !bytes.Equal(againAgent, agent) {
+			t.Fatalf("re-encoded record: %x, %v", againAgent, err)
 		}
 		mustEqual(t, again, sess)
 	})

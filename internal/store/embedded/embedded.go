@@ -5,7 +5,9 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +25,12 @@ var _ store.Store = (*Store)(nil)
 var (
 	bucketSessions  = []byte("sessions")  // id -> session record (codec.go)
 	bucketCustomers = []byte("customers") // customer id | 0 | id -> nothing
+	// bucketAgents holds each user agent's text once, for every session
+	// recorded with it: agentKey(text) -> when a session last took it up
+	// (unix ms, 8 bytes big-endian) | text. A browser's user agent is
+	// most of a session's bytes, and a shop's customers share a few dozen
+	// of them. Sweep deletes the texts no record names.
+	bucketAgents = []byte("agents")
 	// bucketExpiry (expiry unix nanos, 8 bytes big-endian | id -> nothing)
 	// indexed sessions by their end in files written before the binary
 	// records; Open deletes it, and Sweep reads the records instead.
@@ -68,7 +76,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open embedded store %s: %w", filepath.Join(dir, "sessions.db"), err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketCustomers} {
+		for _, b := range [][]byte{bucketSessions, bucketCustomers, bucketAgents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -175,20 +183,27 @@ func (s *Store) StartSweeper(interval time.Duration, now func() time.Time, onErr
 	}()
 }
 
-// Sweep deletes the sessions that ended before now and returns how many.
-// It finds them by reading every record's end in a read transaction, which
-// holds up no write, then deletes those still ended in one write: a
-// session extended meanwhile stays. Keeping no index of ends spares every
-// rotation the index's pages; reading 100 000 records takes milliseconds.
-// A record it cannot read is left alone and reported in the error, after
-// the others have been swept.
+// Sweep deletes the sessions that ended before now and returns how many,
+// and the user agents' texts no record names. It finds them by reading
+// every record in a read transaction, which holds up no write, then
+// deletes in one write the sessions still ended and the texts no session
+// has taken up since the read began: a session extended meanwhile stays,
+// and so does a text a new session took up. Keeping no index of ends
+// spares every rotation the index's pages; reading 100 000 records takes
+// milliseconds. A record it cannot read is left alone and reported in the
+// error, after the others have been swept.
 func (s *Store) Sweep(now time.Time) (int, error) {
-	var ids []string
-	var unreadable error
+	var (
+		ids        []string
+		agents     [][]byte // texts no record named when the read began
+		unreadable error
+	)
+	began := time.Now().UnixMilli()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		bad := 0
+		named := map[[agentKeyLen]byte]bool{}
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			end, err := recordExpiresAt(v)
+			end, agent, err := recordEndAndAgent(v)
 			switch {
 			case err != nil:
 				if bad++; bad == 1 {
@@ -197,17 +212,28 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			case end.Before(now):
 				ids = append(ids, string(k))
 			}
+			if agent != nil {
+				named[[agentKeyLen]byte(agent)] = true
+			}
 			return nil
 		})
 		if bad > 0 {
 			unreadable = fmt.Errorf("sweep: %d sessions could not be read and were left, the first: %w", bad, unreadable)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAgents).ForEach(func(k, v []byte) error {
+			if len(k) == agentKeyLen && !named[[agentKeyLen]byte(k)] && agentTakenUp(v) < began {
+				agents = append(agents, bytes.Clone(k))
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, err
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 && len(agents) == 0 {
 		return 0, unreadable
 	}
 	n := 0
@@ -229,9 +255,34 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			}
 			n++
 		}
-		return nil
+		return deleteAgents(tx, agents, began)
 	})
 	return n, errors.Join(err, unreadable)
+}
+
+// deleteAgents deletes the user agents' texts keys names, unless a session
+// took one up at or after began. Every record that names a text either
+// existed when the read of a sweep began (and so kept its text from being
+// listed) or was created since (and took its text up).
+func deleteAgents(tx *bolt.Tx, keys [][]byte, began int64) error {
+	b := tx.Bucket(bucketAgents)
+	for _, k := range keys {
+		if v := b.Get(k); v != nil && agentTakenUp(v) < began {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// agentTakenUp is when a session last took up the text of agents value v
+// (unix ms).
+func agentTakenUp(v []byte) int64 {
+	if len(v) < 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
 }
 
 // Close stops the sweeper and closes the file. Closing twice is harmless.
@@ -255,7 +306,7 @@ func (s *Store) Create(_ context.Context, sess store.Session) error {
 		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
 			return store.ErrAlreadyExists
 		}
-		_, err := putTx(tx, sess, nil)
+		_, err := putTx(tx, sess, nil, nil)
 		return err
 	})
 }
@@ -275,7 +326,7 @@ func (s *Store) Get(_ context.Context, id string) (store.Session, error) {
 func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Session, error) {
 	var sess store.Session
 	err := s.update(func(tx *bolt.Tx) error {
-		old, err := getTx(tx, id)
+		old, agent, err := getRecord(tx, id)
 		if err != nil {
 			return err
 		}
@@ -285,7 +336,7 @@ func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Se
 		}
 		sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 		sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-		sess, err = putTx(tx, sess, &old)
+		sess, err = putTx(tx, sess, &old, agent)
 		return err
 	})
 	return sess, err
@@ -295,13 +346,13 @@ func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Se
 func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store.Session, error) {
 	var sess store.Session
 	err := s.update(func(tx *bolt.Tx) error {
-		old, err := getTx(tx, id)
+		old, agent, err := getRecord(tx, id)
 		if err != nil {
 			return err
 		}
 		sess = old
 		sess.ExpiresAt = expiresAt
-		sess, err = putTx(tx, sess, &old)
+		sess, err = putTx(tx, sess, &old, agent)
 		return err
 	})
 	return sess, err
@@ -389,21 +440,53 @@ func customerIDs(tx *bolt.Tx, customerID string) []string {
 }
 
 func getTx(tx *bolt.Tx, id string) (store.Session, error) {
-	v := tx.Bucket(bucketSessions).Get([]byte(id))
-	if v == nil {
-		return store.Session{}, store.ErrNotFound
-	}
-	return decodeSession(id, v)
+	sess, _, err := getRecord(tx, id)
+	return sess, err
 }
 
-// putTx writes sess and, for a new session, its customer index entry, and
-// returns sess as stored (times to the millisecond, in UTC). A rotation
-// keeps the customer, so it dirties only the session's page.
-func putTx(tx *bolt.Tx, sess store.Session, old *store.Session) (store.Session, error) {
+// getRecord is getTx, with the key of the session's user agent in the
+// agents bucket when its record names one.
+func getRecord(tx *bolt.Tx, id string) (store.Session, []byte, error) {
+	v := tx.Bucket(bucketSessions).Get([]byte(id))
+	if v == nil {
+		return store.Session{}, nil, store.ErrNotFound
+	}
+	sess, agent, err := decodeSession(id, v)
+	if err == nil && agent != nil {
+		if text := tx.Bucket(bucketAgents).Get(agent); len(text) >= 8 {
+			sess.UserAgent = string(text[8:])
+		}
+	}
+	return sess, agent, err
+}
+
+// agentKeyLen is the length of a user agent's key: the first 128 bits of
+// its SHA-256.
+const agentKeyLen = 16
+
+func agentKey(userAgent string) []byte {
+	sum := sha256.Sum256([]byte(userAgent))
+	return sum[:agentKeyLen]
+}
+
+// putTx writes sess and, for a new session, its customer index entry and
+// its user agent's text (taken up now), and returns sess as stored (times
+// to the millisecond, in UTC). A rotation keeps the customer and the user
+// agent (oldAgent, its key when the old record named one; a record that
+// held the text keeps holding it), so it dirties only the session's page.
+func putTx(tx *bolt.Tx, sess store.Session, old *store.Session, oldAgent []byte) (store.Session, error) {
 	for _, t := range [...]*time.Time{&sess.CreatedAt, &sess.RefreshedAt, &sess.RotatedAt, &sess.ExpiresAt} {
 		*t = time.UnixMilli(t.UnixMilli()).UTC()
 	}
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess)); err != nil {
+	agent := oldAgent
+	if old == nil && sess.UserAgent != "" {
+		agent = agentKey(sess.UserAgent)
+		text := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sess.UserAgent)), uint64(time.Now().UnixMilli()))
+		if err := tx.Bucket(bucketAgents).Put(agent, append(text, sess.UserAgent...)); err != nil {
+			return sess, err
+		}
+	}
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess, agent)); err != nil {
 		return sess, err
 	}
 	if old == nil || old.CustomerID != sess.CustomerID {

@@ -226,7 +226,7 @@ func BenchmarkRotatePrototype(b *testing.B) {
 // rotateTx is the store's Rotate inside a given transaction. A lost
 // condition (ErrConflict, ErrNotFound) changes nothing.
 func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
-	old, err := getTx(tx, id)
+	old, agent, err := getRecord(tx, id)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -236,7 +236,7 @@ func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
 	}
 	sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-	return putTx(tx, sess, &old)
+	return putTx(tx, sess, &old, agent)
 }
 
 type groupCommit struct {

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,5 +153,125 @@ func TestSweepPassesOverUnreadableRecords(t *testing.T) {
 	n, err := s.Sweep(now)
 	if n != 2 || err == nil || !strings.Contains(err.Error(), "1 sessions could not be read") {
 		t.Fatalf("Sweep = %d, %v; want 2 and an error about one unreadable session", n, err)
+	}
+}
+
+// agentTexts returns the agents bucket: key (hex) -> text.
+func agentTexts(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAgents).ForEach(func(k, v []byte) error {
+			out[fmt.Sprintf("%x", k)] = string(v[8:])
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestUserAgentStoredOnce: sessions with the same user agent keep its text
+// once, in the agents bucket; their records name it, and every read, list
+// and rotation gives it back.
+func TestUserAgentStoredOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		sess := store.Session{ID: fmt.Sprintf("s%d", i), CustomerID: "c", TokenHash: []byte("t0"), UserAgent: chrome, ExpiresAt: now.Add(time.Hour)}
+		if i == 19 {
+			sess.UserAgent = "" // none: nothing to keep
+		}
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if texts := agentTexts(t, s); len(texts) != 1 || texts[fmt.Sprintf("%x", agentKey(chrome))] != chrome {
+		t.Fatalf("agents bucket %v, want the one text", texts)
+	}
+	if v := rawRecord(t, s, "s0"); bytes.Contains(v, []byte("Mozilla")) {
+		t.Fatalf("the record holds the text: %q", v)
+	}
+	if _, err := s.Rotate(ctx, "s0", store.Rotation{From: []byte("t0"), To: []byte("t1"), Now: now, ExpiresAt: now.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s0", "s1"} {
+		if got, err := s.Get(ctx, id); err != nil || got.UserAgent != chrome {
+			t.Fatalf("Get(%s) user agent %q, %v", id, got.UserAgent, err)
+		}
+	}
+	list, err := s.ListByCustomer(ctx, "c")
+	if err != nil || len(list) != 20 {
+		t.Fatalf("ListByCustomer: %d, %v", len(list), err)
+	}
+	for _, sess := range list {
+		if want := map[bool]string{true: "", false: chrome}[sess.ID == "s19"]; sess.UserAgent != want {
+			t.Fatalf("%s listed with user agent %q, want %q", sess.ID, sess.UserAgent, want)
+		}
+	}
+}
+
+// TestSweepDeletesUnnamedAgents: once no record names a user agent's text,
+// a sweep deletes it; a text still named stays, and so does one a new
+// session took up while a sweep was reading.
+func TestSweepDeletesUnnamedAgents(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	create := func(id, ua string, exp time.Time) {
+		t.Helper()
+		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "c", TokenHash: []byte(id), UserAgent: ua, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("gone", "ended-agent", now.Add(-time.Second))
+	create("live", "live-agent", now.Add(time.Hour))
+	// The first sweep deletes the ended session, which named its text when
+	// the sweep read; the second deletes the text.
+	if n, err := s.Sweep(now); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v", n, err)
+	}
+	if len(agentTexts(t, s)) != 2 {
+		t.Fatalf("agents after the first sweep: %v", agentTexts(t, s))
+	}
+	time.Sleep(2 * time.Millisecond) // a sweep spares texts taken up in the millisecond its read began
+	if _, err := s.Sweep(now); err != nil {
+		t.Fatal(err)
+	}
+	if texts := agentTexts(t, s); len(texts) != 1 || texts[fmt.Sprintf("%x", agentKey("live-agent"))] != "live-agent" {
+		t.Fatalf("agents after the second sweep: %v", texts)
+	}
+	// A text no record names, taken up again by a new session after a
+	// sweep's read began, is kept by that sweep's write.
+	create("again", "ended-agent", now.Add(-time.Second))
+	if _, err := s.Delete(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now().UnixMilli()
+	listed := [][]byte{agentKey("ended-agent")} // what the read found unnamed
+	time.Sleep(2 * time.Millisecond)
+	create("new", "ended-agent", now.Add(time.Hour))
+	if err := s.update(func(tx *bolt.Tx) error { return deleteAgents(tx, listed, began) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "new"); err != nil || got.UserAgent != "ended-agent" {
+		t.Fatalf("the new session's user agent %q, %v", got.UserAgent, err)
+	}
+	// Without the new session it would have gone.
+	if err := s.update(func(tx *bolt.Tx) error { return deleteAgents(tx, listed, time.Now().UnixMilli()+1) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := agentTexts(t, s)[fmt.Sprintf("%x", agentKey("ended-agent"))]; ok {
+		t.Fatal("deleteAgents kept a text taken up before the read began")
 	}
 }
