@@ -17,22 +17,23 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
-func TestSweepDeletesOnlyExpired(t *testing.T) {
-	ctx := context.Background()
+// openTemp opens a store in a new temporary directory, closed with the test.
+func openTemp(t *testing.T) *Store {
+	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSweepDeletesOnlyExpired(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for id, exp := range map[string]time.Time{"old": now.Add(-time.Second), "edge": now, "live": now.Add(time.Second)} {
 		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "c", TokenHash: []byte(id), ExpiresAt: exp}); err != nil {
@@ -88,11 +89,7 @@ func TestSessionsSurviveReopen(t *testing.T) {
 // own answer, and a write that fails after writing part of itself is rolled
 // back alone, without failing or undoing the others of its group.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	boom := errors.New("boom")
 	var wg sync.WaitGroup
 	errs := make([]error, 40)
@@ -136,11 +133,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 // and reported, and the sessions around it are swept all the same.
 func TestSweepPassesOverUnreadableRecords(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, id := range []string{"a", "c"} {
 		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "x", TokenHash: []byte(id), ExpiresAt: now.Add(-time.Second)}); err != nil {
@@ -176,11 +169,7 @@ func agentTexts(t *testing.T, s *Store) map[string]string {
 // and rotation gives it back.
 func TestUserAgentStoredOnce(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 20 {
@@ -222,11 +211,7 @@ func TestUserAgentStoredOnce(t *testing.T) {
 // session took up while a sweep was reading.
 func TestSweepDeletesUnnamedAgents(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	create := func(id, ua string, exp time.Time) {
 		t.Helper()
