@@ -14,40 +14,44 @@ import (
 // A session's value in the sessions bucket (its key is the session id) is,
 // since version 1, a compact binary record:
 //
-//	0x01                       version
+//	0x01 or 0x02               version
 //	flags (1)                  flagRemember, flagNumericID, flagRotated, flagBinaryIP
 //	created                    varint, unix milliseconds
 //	refreshed, expires         varint each, milliseconds after created
 //	rotated                    varint, milliseconds after created; only with flagRotated
 //	customer id, token hash,   each a uvarint length and the bytes; the ip
 //	previous token hash,       as its 4 or 16 bytes with flagBinaryIP, else
-//	claims, user agent, ip     as text; the user agent as the key of its
-//	                           text in the agents bucket with flagAgentRef
-//	                           (agentKeyLen bytes), else as text
+//	claims, user agent, ip     as text; the user agent as text in version 1,
+//	                           in version 2 as the key (agentKeyLen bytes) of
+//	                           its text in the agents bucket
 //
 // Records written before version 1 are the JSON of store.Session, which
-// always starts with '{'; decodeSession reads both, encodeSession writes
-// only version 1. Times keep milliseconds, as on DynamoDB.
+// always starts with '{'; decodeSession reads all three, encodeSession
+// writes versions 1 and 2. A version-2 record is a version of its own, not
+// a flag, so that a binary that knows only version 1 refuses it rather than
+// read the key as text and write it back so; for the same reason a record
+// with a flag this code does not know is refused. Times keep milliseconds,
+// as on DynamoDB.
 const (
 	recordV1      = 0x01
+	recordV2      = 0x02
 	flagRemember  = 1 << 0
 	flagNumericID = 1 << 1
 	flagRotated   = 1 << 2
 	flagBinaryIP  = 1 << 3
-	flagAgentRef  = 1 << 4
+	knownFlags    = flagRemember | flagNumericID | flagRotated | flagBinaryIP
 )
 
 var errRecord = errors.New("decode session: truncated or unknown record")
 
-// encodeSession returns the version 1 record of sess, in one allocation;
-// with agent not nil, the record holds agent, the key of the user agent's
-// text in the agents bucket, instead of the text.
+// encodeSession returns the record of sess, in one allocation: version 1,
+// or with agent not nil version 2, which holds agent, the key of the user
+// agent's text in the agents bucket, instead of the text.
 func encodeSession(sess store.Session, agent []byte) []byte {
 	var flags byte
-	ua := []byte(nil)
+	version, ua := byte(recordV1), []byte(nil)
 	if agent != nil {
-		flags |= flagAgentRef
-		ua = agent
+		version, ua = recordV2, agent
 	}
 	if sess.RememberMe {
 		flags |= flagRemember
@@ -94,7 +98,7 @@ func encodeSession(sess store.Session, agent []byte) []byte {
 		n += uvarintLen(uint64(l)) + l
 	}
 	b := make([]byte, 0, n)
-	b = append(b, recordV1, flags)
+	b = append(b, version, flags)
 	for _, t := range times[:nt] {
 		b = binary.AppendVarint(b, t)
 	}
@@ -125,7 +129,7 @@ func decodeSession(id string, v []byte) (store.Session, []byte, error) {
 		}
 		return sess, nil, nil
 	}
-	if len(v) < 2 || v[0] != recordV1 {
+	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 || v[1]&^knownFlags != 0 {
 		return store.Session{}, nil, errRecord
 	}
 	flags, rest := v[1], v[2:]
@@ -165,7 +169,7 @@ func decodeSession(id string, v []byte) (store.Session, []byte, error) {
 		return store.Session{}, nil, errRecord
 	}
 	var agent []byte
-	if flags&flagAgentRef != 0 {
+	if v[0] == recordV2 {
 		if len(field[4]) != agentKeyLen {
 			return store.Session{}, nil, errRecord
 		}
@@ -207,7 +211,7 @@ func recordEndAndAgent(v []byte) (time.Time, []byte, error) {
 		sess, _, err := decodeSession("", v)
 		return sess.ExpiresAt, nil, err
 	}
-	if len(v) < 2 || v[0] != recordV1 {
+	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 || v[1]&^knownFlags != 0 {
 		return time.Time{}, nil, errRecord
 	}
 	flags, rest := v[1], v[2:]
@@ -223,7 +227,7 @@ func recordEndAndAgent(v []byte) (time.Time, []byte, error) {
 		ms[i], rest = d, rest[n:]
 	}
 	end := time.UnixMilli(ms[0] + ms[2]).UTC()
-	if flags&flagAgentRef == 0 {
+	if v[0] != recordV2 {
 		return end, nil, nil
 	}
 	for i := range 5 { // customer id, hashes, claims, then the user agent

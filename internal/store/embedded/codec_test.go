@@ -91,7 +91,7 @@ func TestCodecAgentRef(t *testing.T) {
 	sess := typicalSession()
 	key := agentKey(sess.UserAgent)
 	v := encodeSession(sess, key)
-	if bytes.Contains(v, []byte(sess.UserAgent)) || !bytes.Contains(v, key) || cap(v) != len(v) {
+	if v[0] != recordV2 || bytes.Contains(v, []byte(sess.UserAgent)) || !bytes.Contains(v, key) || cap(v) != len(v) {
 		t.Fatalf("record %q does not hold the key in place of the text", v)
 	}
 	got, agent, err := decodeSession(sess.ID, v)
@@ -109,9 +109,13 @@ func TestCodecAgentRef(t *testing.T) {
 	if !bytes.Equal(agent, key) {
 		t.Fatal("the decoded key shares the record's memory")
 	}
-	// A key of another length is a damaged record.
-	if _, _, err := decodeSession(sess.ID, encodeSession(sess, key[:8])); err == nil {
+	// A key of another length is a damaged record, for Sweep's reader too.
+	short := encodeSession(sess, key[:8])
+	if _, _, err := decodeSession(sess.ID, short); err == nil {
 		t.Fatal("a record with an 8-byte key decoded")
+	}
+	if _, _, err := recordEndAndAgent(short); err == nil {
+		t.Fatal("Sweep's reader read a record with an 8-byte key")
 	}
 }
 
@@ -141,9 +145,18 @@ func TestDecodeRejectsDamagedRecords(t *testing.T) {
 		if _, _, err := decodeSession("s", append(v[:len(v):len(v)], 0)); err == nil {
 			t.Fatal("a record with a trailing byte decoded")
 		}
-		bad := append([]byte{0x02}, v[1:]...)
+		bad := append([]byte{0x03}, v[1:]...)
 		if _, _, err := decodeSession("s", bad); err == nil {
 			t.Fatal("a record of an unknown version decoded")
+		}
+		// A flag this code does not know: refused, not ignored (an older
+		// binary ignoring one is how a record gets misread and rewritten).
+		flagged := append([]byte{v[0], v[1] | 1<<6}, v[2:]...)
+		if _, _, err := decodeSession("s", flagged); err == nil {
+			t.Fatal("a record with an unknown flag decoded")
+		}
+		if _, _, err := recordEndAndAgent(flagged); err == nil {
+			t.Fatal("Sweep's reader read a record with an unknown flag")
 		}
 	}
 }

@@ -26,10 +26,11 @@ var (
 	bucketSessions  = []byte("sessions")  // id -> session record (codec.go)
 	bucketCustomers = []byte("customers") // customer id | 0 | id -> nothing
 	// bucketAgents holds each user agent's text once, for every session
-	// recorded with it: agentKey(text) -> when a session last took it up
-	// (unix ms, 8 bytes big-endian) | text. A browser's user agent is
-	// most of a session's bytes, and a shop's customers share a few dozen
-	// of them. Sweep deletes the texts no record names.
+	// recorded with it: agentKey(text) -> the id of the write transaction
+	// that last took it up for a new session (8 bytes big-endian) | text. A
+	// browser's user agent is most of a session's bytes, and a shop's
+	// customers share a few dozen of them. Sweep deletes the texts no
+	// record names.
 	bucketAgents = []byte("agents")
 	// bucketExpiry (expiry unix nanos, 8 bytes big-endian | id -> nothing)
 	// indexed sessions by their end in files written before the binary
@@ -186,9 +187,11 @@ func (s *Store) StartSweeper(interval time.Duration, now func() time.Time, onErr
 // Sweep deletes the sessions that ended before now and returns how many,
 // and the user agents' texts no record names. It finds them by reading
 // every record in a read transaction, which holds up no write, then
-// deletes in one write the sessions still ended and the texts no session
-// has taken up since the read began: a session extended meanwhile stays,
-// and so does a text a new session took up. Keeping no index of ends
+// deletes in one write the sessions still ended and the texts no write
+// committed after the read took up: a session extended meanwhile stays,
+// and so does a text a new session took up. (Transaction ids order this,
+// not clocks: a write committed after the read began has a larger id than
+// the last one the read sees, whatever the clock says.) Keeping no index of ends
 // spares every rotation the index's pages; reading 100 000 records takes
 // milliseconds. A record it cannot read is left alone and reported in the
 // error, after the others have been swept.
@@ -197,9 +200,10 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		ids        []string
 		agents     [][]byte // texts no record named when the read began
 		unreadable error
+		began      uint64 // the first write transaction the read does not see
 	)
-	began := time.Now().UnixMilli()
 	err := s.db.View(func(tx *bolt.Tx) error {
+		began = uint64(tx.ID()) + 1
 		bad := 0
 		named := map[[agentKeyLen]byte]bool{}
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
@@ -260,11 +264,12 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 	return n, errors.Join(err, unreadable)
 }
 
-// deleteAgents deletes the user agents' texts keys names, unless a session
-// took one up at or after began. Every record that names a text either
-// existed when the read of a sweep began (and so kept its text from being
-// listed) or was created since (and took its text up).
-func deleteAgents(tx *bolt.Tx, keys [][]byte, began int64) error {
+// deleteAgents deletes the user agents' texts keys names, unless a write
+// transaction numbered began or later took one up. Every record that names
+// a text was either committed before the sweep's read (which saw it, so
+// the text was not listed) or written by such a transaction (which took
+// its text up).
+func deleteAgents(tx *bolt.Tx, keys [][]byte, began uint64) error {
 	b := tx.Bucket(bucketAgents)
 	for _, k := range keys {
 		if v := b.Get(k); v != nil && agentTakenUp(v) < began {
@@ -276,13 +281,13 @@ func deleteAgents(tx *bolt.Tx, keys [][]byte, began int64) error {
 	return nil
 }
 
-// agentTakenUp is when a session last took up the text of agents value v
-// (unix ms).
-func agentTakenUp(v []byte) int64 {
+// agentTakenUp is the write transaction that last took up the text of
+// agents value v for a new session.
+func agentTakenUp(v []byte) uint64 {
 	if len(v) < 8 {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(v))
+	return binary.BigEndian.Uint64(v)
 }
 
 // Close stops the sweeper and closes the file. Closing twice is harmless.
@@ -470,7 +475,7 @@ func agentKey(userAgent string) []byte {
 }
 
 // putTx writes sess and, for a new session, its customer index entry and
-// its user agent's text (taken up now), and returns sess as stored (times
+// its user agent's text (taken up by tx), and returns sess as stored (times
 // to the millisecond, in UTC). A rotation keeps the customer and the user
 // agent (oldAgent, its key when the old record named one; a record that
 // held the text keeps holding it), so it dirties only the session's page.
@@ -481,7 +486,7 @@ func putTx(tx *bolt.Tx, sess store.Session, old *store.Session, oldAgent []byte)
 	agent := oldAgent
 	if old == nil && sess.UserAgent != "" {
 		agent = agentKey(sess.UserAgent)
-		text := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sess.UserAgent)), uint64(time.Now().UnixMilli()))
+		text := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sess.UserAgent)), uint64(tx.ID()))
 		if err := tx.Bucket(bucketAgents).Put(agent, append(text, sess.UserAgent...)); err != nil {
 			return sess, err
 		}

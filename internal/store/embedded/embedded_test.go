@@ -165,8 +165,9 @@ func agentTexts(t *testing.T, s *Store) map[string]string {
 }
 
 // TestUserAgentStoredOnce: sessions with the same user agent keep its text
-// once, in the agents bucket; their records name it, and every read, list
-// and rotation gives it back.
+// once, in the agents bucket; their records name it, through rotations and
+// extensions too, and every read and list gives it back. A record that
+// held its text (version 1) keeps holding it.
 func TestUserAgentStoredOnce(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
@@ -181,34 +182,54 @@ func TestUserAgentStoredOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A version-1 record, as a binary from before wrote it.
+	inline := store.Session{ID: "v1", CustomerID: "c", TokenHash: []byte("t0"), UserAgent: "inline-agent", ExpiresAt: now.Add(time.Hour)}
+	if err := s.update(func(tx *bolt.Tx) error {
+		return errors.Join(tx.Bucket(bucketSessions).Put([]byte("v1"), encodeSession(inline, nil)),
+			tx.Bucket(bucketCustomers).Put(customerKey("c", "v1"), nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if texts := agentTexts(t, s); len(texts) != 1 || texts[fmt.Sprintf("%x", agentKey(chrome))] != chrome {
 		t.Fatalf("agents bucket %v, want the one text", texts)
 	}
-	if v := rawRecord(t, s, "s0"); bytes.Contains(v, []byte("Mozilla")) {
-		t.Fatalf("the record holds the text: %q", v)
-	}
-	if _, err := s.Rotate(ctx, "s0", store.Rotation{From: []byte("t0"), To: []byte("t1"), Now: now, ExpiresAt: now.Add(2 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"s0", "s1"} {
-		if got, err := s.Get(ctx, id); err != nil || got.UserAgent != chrome {
-			t.Fatalf("Get(%s) user agent %q, %v", id, got.UserAgent, err)
+	for _, id := range []string{"s0", "s1", "v1"} {
+		if _, err := s.Rotate(ctx, id, store.Rotation{From: []byte("t0"), To: []byte("t1"), Now: now, ExpiresAt: now.Add(2 * time.Hour)}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	if _, err := s.Extend(ctx, "s2", now.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		if v := rawRecord(t, s, id); v[0] != recordV2 || bytes.Contains(v, []byte("Mozilla")) {
+			t.Fatalf("%s's record holds the text: %q", id, v)
+		}
+	}
+	if v := rawRecord(t, s, "v1"); v[0] != recordV1 || !bytes.Contains(v, []byte("inline-agent")) {
+		t.Fatalf("a rotated version-1 record no longer holds its text: %q", v)
+	}
 	list, err := s.ListByCustomer(ctx, "c")
-	if err != nil || len(list) != 20 {
+	if err != nil || len(list) != 21 {
 		t.Fatalf("ListByCustomer: %d, %v", len(list), err)
 	}
+	want := map[string]string{"s19": "", "v1": "inline-agent"}
 	for _, sess := range list {
-		if want := map[bool]string{true: "", false: chrome}[sess.ID == "s19"]; sess.UserAgent != want {
-			t.Fatalf("%s listed with user agent %q, want %q", sess.ID, sess.UserAgent, want)
+		w, ok := want[sess.ID]
+		if !ok {
+			w = chrome
+		}
+		if sess.UserAgent != w {
+			t.Fatalf("%s listed with user agent %q, want %q", sess.ID, sess.UserAgent, w)
+		}
+		if got, err := s.Get(ctx, sess.ID); err != nil || got.UserAgent != w {
+			t.Fatalf("Get(%s): user agent %q, %v; want %q", sess.ID, got.UserAgent, err, w)
 		}
 	}
 }
 
 // TestSweepDeletesUnnamedAgents: once no record names a user agent's text,
-// a sweep deletes it; a text still named stays, and so does one a new
-// session took up while a sweep was reading.
+// a sweep deletes it; a text still named stays.
 func TestSweepDeletesUnnamedAgents(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
@@ -220,43 +241,89 @@ func TestSweepDeletesUnnamedAgents(t *testing.T) {
 		}
 	}
 	create("gone", "ended-agent", now.Add(-time.Second))
+	create("out", "logged-out-agent", now.Add(time.Hour))
 	create("live", "live-agent", now.Add(time.Hour))
-	// The first sweep deletes the ended session, which named its text when
-	// the sweep read; the second deletes the text.
+	if _, err := s.Delete(ctx, "out"); err != nil {
+		t.Fatal(err)
+	}
+	// The first sweep deletes the ended session, which still named its
+	// text when the sweep read, and the text of the one logged out.
 	if n, err := s.Sweep(now); err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v", n, err)
 	}
-	if len(agentTexts(t, s)) != 2 {
-		t.Fatalf("agents after the first sweep: %v", agentTexts(t, s))
+	key := func(ua string) string { return fmt.Sprintf("%x", agentKey(ua)) }
+	if texts := agentTexts(t, s); len(texts) != 2 || texts[key("ended-agent")] == "" || texts[key("live-agent")] == "" {
+		t.Fatalf("agents after the first sweep: %v", texts)
 	}
-	time.Sleep(2 * time.Millisecond) // a sweep spares texts taken up in the millisecond its read began
 	if _, err := s.Sweep(now); err != nil {
 		t.Fatal(err)
 	}
-	if texts := agentTexts(t, s); len(texts) != 1 || texts[fmt.Sprintf("%x", agentKey("live-agent"))] != "live-agent" {
+	if texts := agentTexts(t, s); len(texts) != 1 || texts[key("live-agent")] != "live-agent" {
 		t.Fatalf("agents after the second sweep: %v", texts)
 	}
-	// A text no record names, taken up again by a new session after a
-	// sweep's read began, is kept by that sweep's write.
-	create("again", "ended-agent", now.Add(-time.Second))
-	if _, err := s.Delete(ctx, "again"); err != nil {
+	if got, err := s.Get(ctx, "live"); err != nil || got.UserAgent != "live-agent" {
+		t.Fatalf("live session: %q, %v", got.UserAgent, err)
+	}
+}
+
+// TestSweepKeepsAgentOfLoginInFlight: a login takes up a text no record
+// names while a sweep reads. The login's write is not committed when the
+// sweep reads, so the sweep lists the text; the login commits before the
+// sweep's write, which must keep the text.
+func TestSweepKeepsAgentOfLoginInFlight(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	sess := store.Session{ID: "first", CustomerID: "c", TokenHash: []byte("t"), UserAgent: "agent", ExpiresAt: now.Add(time.Hour)}
+	if err := s.Create(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	began := time.Now().UnixMilli()
-	listed := [][]byte{agentKey("ended-agent")} // what the read found unnamed
-	time.Sleep(2 * time.Millisecond)
-	create("new", "ended-agent", now.Add(time.Hour))
-	if err := s.update(func(tx *bolt.Tx) error { return deleteAgents(tx, listed, began) }); err != nil {
+	if _, err := s.Delete(ctx, "first"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Get(ctx, "new"); err != nil || got.UserAgent != "ended-agent" {
-		t.Fatalf("the new session's user agent %q, %v", got.UserAgent, err)
-	}
-	// Without the new session it would have gone.
-	if err := s.update(func(tx *bolt.Tx) error { return deleteAgents(tx, listed, time.Now().UnixMilli()+1) }); err != nil {
+	written, release := make(chan struct{}), make(chan struct{})
+	login := make(chan error, 1)
+	go func() {
+		next := sess
+		next.ID = "second"
+		login <- s.update(func(tx *bolt.Tx) error {
+			if _, err := putTx(tx, next, nil, nil); err != nil {
+				return err
+			}
+			close(written)
+			<-release // held open while the sweep reads
+			return nil
+		})
+	}()
+	<-written
+	swept := make(chan error, 1)
+	go func() { _, err := s.Sweep(now); swept <- err }()
+	// The sweep's read does not wait for the login's write; its write
+	// waits for it (one writer). Give the read time to happen first.
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if err := errors.Join(<-login, <-swept); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := agentTexts(t, s)[fmt.Sprintf("%x", agentKey("ended-agent"))]; ok {
-		t.Fatal("deleteAgents kept a text taken up before the read began")
+	if got, err := s.Get(ctx, "second"); err != nil || got.UserAgent != "agent" {
+		t.Fatalf("the new session's user agent %q, %v; agents %v", got.UserAgent, err, agentTexts(t, s))
+	}
+}
+
+// TestSweepPassesOverDamagedKeys: a version-2 record whose key is not 16
+// bytes is reported as unreadable, and the sweep goes on.
+func TestSweepPassesOverDamagedKeys(t *testing.T) {
+	s := openTemp(t)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	bad := encodeSession(store.Session{ID: "bad", CustomerID: "c", ExpiresAt: now.Add(-time.Hour)}, []byte("short"))
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte("bad"), bad) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(context.Background(), store.Session{ID: "old", CustomerID: "c", TokenHash: []byte("t"), UserAgent: "a", ExpiresAt: now.Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(now)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), `"bad"`) {
+		t.Fatalf("Sweep = %d, %v; want 1 swept and the damaged record reported", n, err)
 	}
 }
