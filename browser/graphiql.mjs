@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { assert, checks, chromiumArgs, show } from './lib.mjs';
 
 const base = (process.argv[2] ?? '').replace(/\/+$/, '');
 if (!/^https?:\/\//.test(base)) {
@@ -24,38 +25,19 @@ const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshot = process.env.SCREENSHOT || join(here, 'out', 'graphiql.png');
 const origin = new URL(base).origin;
 
-let passed = 0;
-let failed = 0;
-async function check(label, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok    ${label}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  ${label}: ${String(err?.message ?? err).split('\n')[0]}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-const show = (v) => JSON.stringify(v).slice(0, 300);
+const { check, fail, finish } = checks();
 
 let browser;
 try {
   browser = await chromium.launch({
     executablePath,
     headless: true,
-    // Without the background-networking flags Chromium itself calls Google's
-    // hosts; those are the browser's requests, not the page's, and are not
-    // seen by the page's request log below.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: chromiumArgs,
   });
 } catch (err) {
-  console.log(`FAIL  Chromium starts (${executablePath}): ${String(err?.message ?? err).split('\n')[0]}`);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
+  fail(`Chromium starts (${executablePath})`, err);
+  finish();
+  process.exit();
 }
 
 const requests = []; // every URL the page asked for
@@ -141,10 +123,8 @@ try {
     assert(problems.length === 0, show(problems));
   });
 } catch (err) {
-  failed++;
-  console.log(`FAIL  the test stopped: ${String(err?.message ?? err).split('\n')[0]}`);
+  fail('the test stopped', err);
 } finally {
   await browser.close().catch(() => {});
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+finish();

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { assert, checks, chromiumArgs, show } from './lib.mjs';
 
 const base = (process.argv[2] ?? '').replace(/\/+$/, '');
 if (!/^https?:\/\//.test(base)) {
@@ -31,43 +32,7 @@ const cookieName = process.env.COOKIE_NAME || 'meshauth_refresh';
 const origin = new URL(base).origin;
 const host = new URL(base).hostname;
 
-// As the machine needs them: without the background-networking flags
-// Chromium keeps trying to reach Google's hosts, which this network refuses.
-const args = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--headless',
-  '--no-first-run',
-  '--disable-quic',
-];
-
-let passed = 0;
-let failed = 0;
-
-async function check(label, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok    ${label}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  ${label}: ${String(err?.message ?? err).split('\n')[0]}`);
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-const show = (v) => JSON.stringify(v).slice(0, 300);
-
-function finish() {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed === 0 ? 0 : 1;
-}
+const { check, fail, finish } = checks();
 
 // A fresh profile: launchPersistentContext passes it as --user-data-dir.
 const userDataDir = await mkdtemp(join(tmpdir(), 'meshauth-chromium-'));
@@ -76,7 +41,7 @@ try {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
-    args,
+    args: chromiumArgs,
     viewport: { width: 760, height: 420 },
     deviceScaleFactor: 1,
     locale: 'en-US',
@@ -84,8 +49,7 @@ try {
   });
 } catch (err) {
   await rm(userDataDir, { recursive: true, force: true });
-  console.log(`FAIL  Chromium starts (${executablePath}): ${String(err?.message ?? err).split('\n')[0]}`);
-  failed++;
+  fail(`Chromium starts (${executablePath})`, err);
   finish();
   process.exit();
 }
@@ -362,8 +326,7 @@ try {
     assert(problems.length === 0, show(problems));
   });
 } catch (err) {
-  failed++;
-  console.log(`FAIL  the test stopped: ${String(err?.message ?? err).split('\n')[0]}`);
+  fail('the test stopped', err);
 } finally {
   await context.close().catch(() => {});
   await rm(userDataDir, { recursive: true, force: true });

@@ -9,26 +9,12 @@ import { composeServices } from '@apollo/composition';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { parse } from 'graphql';
+import { fetchSdl } from './lib.mjs';
 
 const subgraphUrl = process.env.MESHAUTH_URL ?? 'http://127.0.0.1:4000/graphql';
 const port = Number(process.env.PORT ?? 4100);
 
-// The subgraph SDL: { _service { sdl } } answers even with introspection off.
-async function fetchSubgraphSdl(url) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ _service { sdl } }' }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const body = await res.json();
-  if (!res.ok || body.errors || !body.data?._service?.sdl) {
-    throw new Error(`fetching the subgraph SDL from ${url} failed: HTTP ${res.status} ${JSON.stringify(body.errors ?? body)}`);
-  }
-  return body.data._service.sdl;
-}
-
-const sdl = await fetchSubgraphSdl(subgraphUrl);
+const sdl = await fetchSdl(subgraphUrl);
 const composed = composeServices([{ name: 'meshauth', typeDefs: parse(sdl), url: subgraphUrl }]);
 if (composed.errors?.length) {
   for (const e of composed.errors) console.error('composition error:', e.message);

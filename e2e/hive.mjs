@@ -8,26 +8,12 @@ import { createServer } from 'node:http';
 import { createGatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { composeServices, compositionHasErrors } from '@theguild/federation-composition';
 import { parse } from 'graphql';
+import { fetchSdl } from './lib.mjs';
 
 const subgraphUrl = process.env.MESHAUTH_URL ?? 'http://127.0.0.1:4000/graphql';
 const port = Number(process.env.PORT ?? 4200);
 
-// The subgraph SDL: { _service { sdl } } answers even with introspection off.
-async function fetchSubgraphSdl(url) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ _service { sdl } }' }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const body = await res.json();
-  if (!res.ok || body.errors || !body.data?._service?.sdl) {
-    throw new Error(`fetching the subgraph SDL from ${url} failed: HTTP ${res.status} ${JSON.stringify(body.errors ?? body)}`);
-  }
-  return body.data._service.sdl;
-}
-
-const sdl = await fetchSubgraphSdl(subgraphUrl);
+const sdl = await fetchSdl(subgraphUrl);
 const composed = composeServices([{ name: 'meshauth', typeDefs: parse(sdl), url: subgraphUrl }]);
 if (compositionHasErrors(composed)) {
   for (const e of composed.errors) console.error('composition error:', e.message);

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -411,27 +412,19 @@ func cookieAttr(c *http.Cookie, attr string) string {
 	return c.Domain
 }
 
-// failsToStart runs the binary with env and only env and returns what it
-// printed, failing the test unless it exits with an error at once.
+// failsToStart runs the binary with env and only env (beside a free PORT
+// and a new DATA_DIR) and returns what it printed, failing the test unless
+// it exits with an error.
 func failsToStart(t *testing.T, env map[string]string) string {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(freeAddr(t))
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"PORT=" + port, "DATA_DIR=" + t.TempDir()}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	done := make(chan struct{})
-	timer := time.AfterFunc(15*time.Second, func() { _ = cmd.Process.Kill(); close(done) })
-	out, err := cmd.CombinedOutput()
-	if !timer.Stop() {
-		<-done
-		t.Fatalf("the binary did not stop; it should have refused the configuration\n%s", out)
-	}
+	all := map[string]string{"PORT": port, "DATA_DIR": t.TempDir()}
+	maps.Copy(all, env)
+	out, err := runBinary(t, all)
 	if err == nil {
 		t.Fatalf("the binary exited cleanly; it should have refused the configuration\n%s", out)
 	}
-	return string(out)
+	return out
 }
 
 // TestBinaryCookieMode: REFRESH_TOKEN_COOKIE=true keeps the refresh token in

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/meshauth/meshauth"
@@ -35,12 +32,7 @@ func readyz(t *testing.T, url string) int {
 // again and is ready, and logins work again.
 func TestTableGoneWhileRunning(t *testing.T) {
 	endpoint := servicetest.DynamoDBLocal(t)
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	client := servicetest.DynamoDBClient(t, endpoint)
 	for _, create := range []bool{false, true} {
 		t.Run("DYNAMO_DB_CREATE_TABLE="+strconv.FormatBool(create), func(t *testing.T) {
 			table := "meshauth-gone-" + strconv.FormatInt(time.Now().UnixNano(), 36)

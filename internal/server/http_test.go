@@ -14,20 +14,8 @@ import (
 func (e *env) get(t *testing.T, query string, header http.Header) (int, http.Header, response) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/graphql?"+url.Values{"query": {query}}.Encode(), nil)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := response{Status: res.StatusCode, Raw: string(raw)}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("status %d, not JSON: %s", res.StatusCode, raw)
-	}
-	return res.StatusCode, res.Header, r
+	h, r := roundTrip(t, req, header)
+	return r.Status, h, r
 }
 
 // TestGraphQLResponsesAreNotStored: every /graphql answer, those carrying

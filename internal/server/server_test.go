@@ -100,6 +100,19 @@ func (e *env) post(t *testing.T, contentType, body string, header http.Header) r
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/graphql", strings.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
+	_, r := roundTrip(t, req, header)
+	for _, ge := range r.Errors {
+		if ge.Extensions["code"] == nil {
+			t.Errorf("error without extensions.code: %s", r.Raw)
+		}
+	}
+	return r
+}
+
+// roundTrip sends req with header added and returns the answer's header
+// and its parsed body, failing the test unless the body is JSON.
+func roundTrip(t *testing.T, req *http.Request, header http.Header) (http.Header, response) {
+	t.Helper()
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -111,14 +124,9 @@ func (e *env) post(t *testing.T, contentType, body string, header http.Header) r
 	raw, _ := io.ReadAll(res.Body)
 	r := response{Status: res.StatusCode, Raw: string(raw)}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("response is not JSON: %s", raw)
+		t.Fatalf("status %d, not JSON: %s", res.StatusCode, raw)
 	}
-	for _, ge := range r.Errors {
-		if ge.Extensions["code"] == nil {
-			t.Errorf("error without extensions.code: %s", raw)
-		}
-	}
-	return r
+	return res.Header, r
 }
 
 func (e *env) do(t *testing.T, query string, vars map[string]any, header http.Header) response {

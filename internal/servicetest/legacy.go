@@ -30,16 +30,11 @@ type LegacyTable struct {
 func NewLegacyTable(t testing.TB, endpoint string) *LegacyTable {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := &LegacyTable{
-		client: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) }),
+		client: DynamoDBClient(t, endpoint),
 		Name:   "legacy-auth-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
-	_, err = l.client.CreateTable(ctx, &dynamodb.CreateTableInput{
+	_, err := l.client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: &l.Name,
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String("customer_id"), AttributeType: types.ScalarAttributeTypeS},
@@ -123,4 +118,16 @@ func (l *LegacyTable) Has(t testing.TB, s LegacySession) bool {
 		t.Fatal(err)
 	}
 	return out.Item != nil
+}
+
+// DynamoDBClient is a DynamoDB client of DynamoDB Local at endpoint, for a
+// test to see or change a table behind the service's back.
+func DynamoDBClient(t testing.TB, endpoint string) *dynamodb.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }

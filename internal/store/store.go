@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -175,4 +176,17 @@ type Counters interface {
 	// returns the counts as they stand and false. So of N concurrent
 	// reservations exactly as many succeed as there is room for.
 	Reserve(ctx context.Context, l Limit) ([]int64, bool, error)
+}
+
+// AppendAddr appends the 4 or 16 bytes of the address ip to b, for a
+// backend to store it compactly, and reports true, when those bytes read
+// back (netip.AddrFromSlice) as exactly ip; otherwise it returns b and
+// false, and ip is to be kept as text.
+func AppendAddr(b []byte, ip string) ([]byte, bool) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" || a.String() != ip {
+		return b, false
+	}
+	b, err = a.AppendBinary(b)
+	return b, err == nil
 }

@@ -127,11 +127,9 @@ func packData(sess store.Session) []byte {
 	if !sess.RotatedAt.IsZero() {
 		flags |= dataRotated
 	}
-	// Only an address whose text is exactly what netip prints is kept as
-	// bytes, so that it reads back unchanged.
-	if a, err := netip.ParseAddr(sess.IP); err == nil && a.Zone() == "" && a.String() == sess.IP {
+	if b, ok := store.AppendAddr(nil, sess.IP); ok {
 		flags |= dataBinaryIP
-		ip = a.AsSlice()
+		ip = b
 	}
 	created := sess.CreatedAt.UnixMilli()
 	b := make([]byte, 0, 2+3*enc.MaxVarintLen64+3*enc.MaxVarintLen32+len(sess.Claims)+len(sess.UserAgent)+len(ip))

@@ -62,19 +62,10 @@ func encodeSession(sess store.Session, agent []byte) []byte {
 	if !sess.RotatedAt.IsZero() {
 		flags |= flagRotated
 	}
-	// Only an address whose text is exactly what netip prints is kept as
-	// bytes, so that it reads back unchanged.
 	var ipBytes [16]byte
-	ip := []byte(nil)
-	if a, err := netip.ParseAddr(sess.IP); err == nil && a.Zone() == "" && a.String() == sess.IP {
+	ip, binaryIP := store.AppendAddr(ipBytes[:0], sess.IP)
+	if binaryIP {
 		flags |= flagBinaryIP
-		if a.Is4() {
-			a4 := a.As4()
-			ip = append(ipBytes[:0], a4[:]...)
-		} else {
-			a16 := a.As16()
-			ip = append(ipBytes[:0], a16[:]...)
-		}
 	}
 	created := sess.CreatedAt.UnixMilli()
 	times := [...]int64{created, sess.RefreshedAt.UnixMilli() - created, sess.ExpiresAt.UnixMilli() - created, sess.RotatedAt.UnixMilli() - created}
