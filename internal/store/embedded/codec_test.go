@@ -208,12 +208,15 @@ func writeOldFile(t *testing.T, dir string, records ...string) []store.Session {
 	return out
 }
 
+// rawRecord is session id's record as the store reads it: from its newest
+// log entry, if it has one.
 func rawRecord(t *testing.T, s *Store, id string) []byte {
 	t.Helper()
 	var v []byte
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		v = bytes.Clone(tx.Bucket(bucketSessions).Get([]byte(id)))
-		return nil
+	if err := s.read(func(tx *bolt.Tx, newest map[string]uint64) error {
+		r, err := recordValue(tx, id, newest[id])
+		v = bytes.Clone(r)
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,6 +33,10 @@ var (
 	// customers share a few dozen of them. Sweep deletes the texts no
 	// record names.
 	bucketAgents = []byte("agents")
+	// bucketLog is the rotation log: sequence (8 bytes big-endian) -> the
+	// session id's length (uvarint) | id | the session's record after a
+	// rotation or an extension. See Store.
+	bucketLog = []byte("log")
 	// bucketExpiry (expiry unix nanos, 8 bytes big-endian | id -> nothing)
 	// indexed sessions by their end in files written before the binary
 	// records; Open deletes it, and Sweep reads the records instead.
@@ -46,6 +51,25 @@ var (
 // with one fsync, and answers each caller only after that fsync. Under load
 // this turns one fsync per refresh into one per group; alone, a write is
 // committed at once, as before.
+//
+// Rotations and extensions, the writes of every refresh, go to the rotation
+// log rather than to the session's record: a new entry, with the session's
+// whole new record, at the log's end. Session ids are random, so writing
+// the record itself would copy a page of the B-tree per rotation, anywhere
+// in the file; appending puts a group's rotations on the same page or two.
+// The store keeps in memory each logged session's newest entry (latest),
+// and reads a session from there when it has one. Once the log holds
+// foldAfter entries, the writer folds its oldest foldStep into the records
+// in one transaction: a session's newest entry becomes its record, older
+// ones are dropped, so a session refreshed many times since the last fold
+// costs its page once. Open and Close fold the whole log. Everything stays
+// in bbolt's transactions: a crash loses nothing a caller was told was
+// written, and Open finds the log as it was.
+//
+// A reader takes the newest entries it needs before it begins its read
+// transaction: an entry published then was committed before it, so the
+// transaction holds it, unless a fold removed it meanwhile (errFolded);
+// the reader then reads again.
 type Store struct {
 	db     *bolt.DB
 	writes chan write
@@ -53,22 +77,89 @@ type Store struct {
 	done   sync.WaitGroup
 	closed sync.Once
 	err    error
+
+	mu     sync.RWMutex
+	latest map[string]uint64 // session id -> its newest log entry; changed only by the writer, after commits
+
+	// The writer's own (and Open's and Close's, when no writer runs).
+	logged              int // entries in the log
+	foldAfter, foldStep int
 }
 
 // write is one caller's update, run inside a group's transaction.
 type write struct {
-	fn   func(*bolt.Tx) error
+	fn   func(*txn) error
 	done chan error
+}
+
+// txn is a write transaction and what it changes of Store.latest, which
+// the store publishes once it has committed.
+type txn struct {
+	*bolt.Tx
+	s      *Store
+	moved  map[string]uint64 // session id -> its newest entry now; 0: none
+	logged int               // entries added to the log, less those folded
+}
+
+func (s *Store) begin(tx *bolt.Tx) *txn {
+	return &txn{Tx: tx, s: s, moved: map[string]uint64{}}
+}
+
+// newest is session id's newest log entry in t, or 0.
+func (t *txn) newest(id string) uint64 {
+	if seq, ok := t.moved[id]; ok {
+		return seq
+	}
+	return t.s.latest[id] // only the writer changes it
+}
+
+// publish makes t's changes to the log's entries visible to readers; t
+// has committed.
+func (s *Store) publish(t *txn) {
+	s.logged += t.logged
+	if len(t.moved) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, seq := range t.moved {
+		if seq == 0 {
+			delete(s.latest, id)
+		} else {
+			s.latest[id] = seq
+		}
+	}
 }
 
 // maxGroup bounds the writes committed together.
 const maxGroup = 256
+
+// The rotation log's defaults: fold once it holds foldAfter entries,
+// foldStep of them at a time. At a few thousand refreshes a second a fold
+// runs every fraction of a second; the log stays under a megabyte.
+const (
+	defaultFoldAfter = 4096
+	defaultFoldStep  = 1024
+)
+
+// testHookRead, when a test sets it, runs between a reader's taking the
+// newest entries and its read transaction's beginning.
+var testHookRead func()
+
+// errFolded is a reader's: a log entry named before its transaction began
+// was folded away meanwhile.
+var errFolded = errors.New("embedded store: log entry folded during a read")
 
 var errClosed = errors.New("embedded store is closed")
 
 // Open opens or creates dir/sessions.db. It fails at once, rather than wait,
 // when another process holds the file.
 func Open(dir string) (*Store, error) {
+	return open(dir, defaultFoldAfter, defaultFoldStep)
+}
+
+// open is Open with the rotation log's fold thresholds.
+func open(dir string, foldAfter, foldStep int) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}
@@ -77,7 +168,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open embedded store %s: %w", filepath.Join(dir, "sessions.db"), err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketCustomers, bucketAgents} {
+		for _, b := range [][]byte{bucketSessions, bucketCustomers, bucketAgents, bucketLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -91,7 +182,12 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}
-	s := &Store{db: db, writes: make(chan write), stop: make(chan struct{})}
+	s := &Store{db: db, writes: make(chan write), stop: make(chan struct{}), latest: map[string]uint64{},
+		foldAfter: foldAfter, foldStep: foldStep}
+	if err := s.foldAll(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
 	s.done.Add(1)
 	go s.writer()
 	return s, nil
@@ -100,7 +196,7 @@ func Open(dir string) (*Store, error) {
 // update runs fn in a write transaction, committed and synced with the
 // group it joins, and returns fn's result. fn must not write before it
 // returns one of the store's sentinel errors.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*txn) error) error {
 	w := write{fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -130,6 +226,11 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(group)
+		if s.logged >= s.foldAfter {
+			// A fold that fails leaves the log as it was; the next
+			// group tries again, and Close reports it.
+			_ = s.fold(s.foldStep)
+		}
 	}
 }
 
@@ -139,9 +240,11 @@ func (s *Store) writer() {
 // committed alone, so that the failure stays with the write that caused it.
 func (s *Store) commit(group []write) {
 	results := make([]error, len(group))
+	var t *txn
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		t = s.begin(tx)
 		for i, w := range group {
-			err := w.fn(tx)
+			err := w.fn(t)
 			if err != nil && !outcome(err) {
 				return err
 			}
@@ -149,9 +252,17 @@ func (s *Store) commit(group []write) {
 		}
 		return nil
 	})
-	if err != nil {
+	if err == nil {
+		s.publish(t)
+	} else {
 		for i, w := range group {
-			results[i] = s.db.Update(w.fn)
+			results[i] = s.db.Update(func(tx *bolt.Tx) error {
+				t = s.begin(tx)
+				return w.fn(t)
+			})
+			if results[i] == nil {
+				s.publish(t)
+			}
 		}
 	}
 	for i, w := range group {
@@ -161,6 +272,90 @@ func (s *Store) commit(group []write) {
 
 func outcome(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrAlreadyExists)
+}
+
+// fold moves the log's n oldest entries into the sessions' records, in one
+// transaction: an entry that is its session's newest becomes the record
+// (when the session still has one); the others are dropped. Only the
+// writer, or Open and Close when none runs, folds.
+func (s *Store) fold(n int) error {
+	var t *txn
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		t = s.begin(tx)
+		log, sessions := tx.Bucket(bucketLog), tx.Bucket(bucketSessions)
+		var seqs []uint64
+		c := log.Cursor()
+		for k, _ := c.First(); k != nil && len(seqs) < n; k, _ = c.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(k))
+		}
+		for _, seq := range seqs {
+			key := seqKey(seq)
+			id, record, err := logEntry(log.Get(key))
+			if err != nil {
+				return fmt.Errorf("log entry %d: %w", seq, err)
+			}
+			if t.newest(string(id)) == seq {
+				// The session's record, unless it ended since (or its id
+				// was given to a session created after it, which has
+				// another start).
+				if base := sessions.Get(id); base != nil && sameStart(base, record) {
+					if err := sessions.Put(bytes.Clone(id), bytes.Clone(record)); err != nil {
+						return err
+					}
+				}
+				t.moved[string(id)] = 0
+			}
+			if err := log.Delete(key); err != nil {
+				return err
+			}
+			t.logged--
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fold the rotation log: %w", err)
+	}
+	s.publish(t)
+	return nil
+}
+
+// foldAll folds the whole log, as Open and Close do. Open finds the log as
+// the last process left it, so it first reads which entries are newest.
+func (s *Store) foldAll() error {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		s.logged = 0
+		return tx.Bucket(bucketLog).ForEach(func(k, v []byte) error {
+			id, _, err := logEntry(v)
+			if err != nil || len(k) != 8 {
+				return fmt.Errorf("log entry %x: %w", k, errRecord)
+			}
+			s.latest[string(id)] = binary.BigEndian.Uint64(k)
+			s.logged++
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read the rotation log: %w", err)
+	}
+	if s.logged == 0 {
+		return nil
+	}
+	return s.fold(s.logged)
+}
+
+// seqKey is the log's key for entry seq.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// logEntry splits a log entry's value into the session id and its record
+// (slices of v).
+func logEntry(v []byte) (id, record []byte, err error) {
+	l, n := binary.Uvarint(v)
+	if n <= 0 || l > uint64(len(v)-n) {
+		return nil, nil, errRecord
+	}
+	return v[n : n+int(l)], v[n+int(l):], nil
 }
 
 // StartSweeper deletes expired sessions every interval, by the clock now,
@@ -202,11 +397,18 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		unreadable error
 		began      uint64 // the first write transaction the read does not see
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx, newest map[string]uint64) error {
+		ids, agents, unreadable = nil, nil, nil
 		began = uint64(tx.ID()) + 1
 		bad := 0
 		named := map[[agentKeyLen]byte]bool{}
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			if seq := newest[string(k)]; seq != 0 {
+				var err error
+				if v, err = recordValue(tx, string(k), seq); errors.Is(err, errFolded) {
+					return err
+				}
+			}
 			end, agent, err := recordEndAndAgent(v)
 			switch {
 			case err != nil:
@@ -221,11 +423,11 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			}
 			return nil
 		})
-		if bad > 0 {
-			unreadable = fmt.Errorf("sweep: %d sessions could not be read and were left, the first: %w", bad, unreadable)
-		}
 		if err != nil {
 			return err
+		}
+		if bad > 0 {
+			unreadable = fmt.Errorf("sweep: %d sessions could not be read and were left, the first: %w", bad, unreadable)
 		}
 		return tx.Bucket(bucketAgents).ForEach(func(k, v []byte) error {
 			if len(k) == agentKeyLen && !named[[agentKeyLen]byte(k)] && agentTakenUp(v) < began {
@@ -241,7 +443,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		return 0, unreadable
 	}
 	n := 0
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *txn) error {
 		n = 0
 		for _, id := range ids {
 			sess, err := getTx(tx, id)
@@ -269,7 +471,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 // a text was either committed before the sweep's read (which saw it, so
 // the text was not listed) or written by such a transaction (which took
 // its text up).
-func deleteAgents(tx *bolt.Tx, keys [][]byte, began uint64) error {
+func deleteAgents(tx *txn, keys [][]byte, began uint64) error {
 	b := tx.Bucket(bucketAgents)
 	for _, k := range keys {
 		if v := b.Get(k); v != nil && agentTakenUp(v) < began {
@@ -290,14 +492,66 @@ func agentTakenUp(v []byte) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// Close stops the sweeper and closes the file. Closing twice is harmless.
+// Close stops the sweeper, folds the rotation log and closes the file.
+// Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closed.Do(func() {
 		close(s.stop)
 		s.done.Wait()
-		s.err = s.db.Close()
+		if s.logged > 0 {
+			s.err = s.fold(s.logged)
+		}
+		s.err = errors.Join(s.err, s.db.Close())
 	})
 	return s.err
+}
+
+// read runs fn in a read transaction, with the newest log entry of every
+// session in the log, as published before the transaction began; it reads
+// again if fn finds one folded (errFolded).
+func (s *Store) read(fn func(tx *bolt.Tx, newest map[string]uint64) error) error {
+	for {
+		s.mu.RLock()
+		newest := maps.Clone(s.latest)
+		s.mu.RUnlock()
+		if err := s.db.View(func(tx *bolt.Tx) error { return fn(tx, newest) }); !errors.Is(err, errFolded) {
+			return err
+		}
+	}
+}
+
+// readSessions reads the sessions ids names that exist, as one read would
+// and with the newest entries of those ids only.
+func (s *Store) readSessions(ids []string) ([]store.Session, error) {
+	for {
+		seqs := make([]uint64, len(ids))
+		s.mu.RLock()
+		for i, id := range ids {
+			seqs[i] = s.latest[id]
+		}
+		s.mu.RUnlock()
+		if testHookRead != nil {
+			testHookRead()
+		}
+		var out []store.Session
+		err := s.db.View(func(tx *bolt.Tx) error {
+			out = out[:0]
+			for i, id := range ids {
+				sess, _, err := record(tx, id, seqs[i])
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				out = append(out, sess)
+			}
+			return nil
+		})
+		if !errors.Is(err, errFolded) {
+			return out, err
+		}
+	}
 }
 
 // Ping reports whether the file is open.
@@ -307,30 +561,31 @@ func (s *Store) Ping(context.Context) error {
 
 // Create implements store.Sessions.
 func (s *Store) Create(_ context.Context, sess store.Session) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *txn) error {
 		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
 			return store.ErrAlreadyExists
 		}
-		_, err := putTx(tx, sess, nil, nil)
+		_, err := putTx(tx, sess)
 		return err
 	})
 }
 
 // Get implements store.Sessions.
 func (s *Store) Get(_ context.Context, id string) (store.Session, error) {
-	var sess store.Session
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		sess, err = getTx(tx, id)
-		return err
-	})
-	return sess, err
+	list, err := s.readSessions([]string{id})
+	if err != nil {
+		return store.Session{}, err
+	}
+	if len(list) == 0 {
+		return store.Session{}, store.ErrNotFound
+	}
+	return list[0], nil
 }
 
 // Rotate implements store.Sessions.
 func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Session, error) {
 	var sess store.Session
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *txn) error {
 		old, agent, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -341,7 +596,7 @@ func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Se
 		}
 		sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 		sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-		sess, err = putTx(tx, sess, &old, agent)
+		sess, err = logTx(tx, sess, agent)
 		return err
 	})
 	return sess, err
@@ -350,14 +605,14 @@ func (s *Store) Rotate(_ context.Context, id string, r store.Rotation) (store.Se
 // Extend implements store.Sessions.
 func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store.Session, error) {
 	var sess store.Session
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *txn) error {
 		old, agent, err := getRecord(tx, id)
 		if err != nil {
 			return err
 		}
 		sess = old
 		sess.ExpiresAt = expiresAt
-		sess, err = putTx(tx, sess, &old, agent)
+		sess, err = logTx(tx, sess, agent)
 		return err
 	})
 	return sess, err
@@ -366,7 +621,7 @@ func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store
 // Delete implements store.Sessions.
 func (s *Store) Delete(_ context.Context, id string) (store.Session, error) {
 	var sess store.Session
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *txn) error {
 		var err error
 		sess, err = deleteTx(tx, id)
 		return err
@@ -374,28 +629,25 @@ func (s *Store) Delete(_ context.Context, id string) (store.Session, error) {
 	return sess, err
 }
 
-// ListByCustomer implements store.Customers.
+// ListByCustomer implements store.Customers: the customer's sessions as
+// listed, each as it was at a moment during the call (a session that ended
+// meanwhile is left out).
 func (s *Store) ListByCustomer(_ context.Context, customerID string) ([]store.Session, error) {
-	var out []store.Session
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ids := customerIDs(tx, customerID)
-		for _, id := range ids {
-			sess, err := getTx(tx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, sess)
-		}
+	var ids []string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		ids = customerIDs(tx, customerID)
 		return nil
-	})
-	return out, err
+	}); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.readSessions(ids)
 }
 
 // DeleteByCustomer implements store.Customers.
 func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, error) {
 	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
-		for _, id := range customerIDs(tx, customerID) {
+	err := s.update(func(tx *txn) error {
+		for _, id := range customerIDs(tx.Tx, customerID) {
 			if _, err := deleteTx(tx, id); err != nil {
 				return err
 			}
@@ -409,9 +661,9 @@ func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, err
 // TrimByCustomer implements store.Customers, in one transaction.
 func (s *Store) TrimByCustomer(_ context.Context, customerID string, keep int) (int, error) {
 	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *txn) error {
 		n = 0
-		ids := customerIDs(tx, customerID)
+		ids := customerIDs(tx.Tx, customerID)
 		if len(ids) <= keep {
 			return nil
 		}
@@ -444,17 +696,24 @@ func customerIDs(tx *bolt.Tx, customerID string) []string {
 	return ids
 }
 
-func getTx(tx *bolt.Tx, id string) (store.Session, error) {
+func getTx(tx *txn, id string) (store.Session, error) {
 	sess, _, err := getRecord(tx, id)
 	return sess, err
 }
 
 // getRecord is getTx, with the key of the session's user agent in the
 // agents bucket when its record names one.
-func getRecord(tx *bolt.Tx, id string) (store.Session, []byte, error) {
-	v := tx.Bucket(bucketSessions).Get([]byte(id))
-	if v == nil {
-		return store.Session{}, nil, store.ErrNotFound
+func getRecord(tx *txn, id string) (store.Session, []byte, error) {
+	return record(tx.Tx, id, tx.newest(id))
+}
+
+// record reads session id in tx: from log entry seq if not 0, else from the
+// session's record; and the key of its user agent's text when the record
+// names one.
+func record(tx *bolt.Tx, id string, seq uint64) (store.Session, []byte, error) {
+	v, err := recordValue(tx, id, seq)
+	if err != nil {
+		return store.Session{}, nil, err
 	}
 	sess, agent, err := decodeSession(id, v)
 	if err == nil && agent != nil {
@@ -463,6 +722,27 @@ func getRecord(tx *bolt.Tx, id string) (store.Session, []byte, error) {
 		}
 	}
 	return sess, agent, err
+}
+
+// recordValue is the record of session id in tx: log entry seq's if not 0,
+// else the one in the sessions bucket (a slice of bbolt's memory).
+func recordValue(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
+	v := tx.Bucket(bucketSessions).Get([]byte(id))
+	if v == nil {
+		return nil, store.ErrNotFound
+	}
+	if seq == 0 {
+		return v, nil
+	}
+	e := tx.Bucket(bucketLog).Get(seqKey(seq))
+	if e == nil {
+		return nil, errFolded
+	}
+	logged, r, err := logEntry(e)
+	if err != nil || string(logged) != id {
+		return nil, fmt.Errorf("log entry %d: %w", seq, errRecord)
+	}
+	return r, nil
 }
 
 // agentKeyLen is the length of a user agent's key: the first 128 bits of
@@ -474,36 +754,65 @@ func agentKey(userAgent string) []byte {
 	return sum[:agentKeyLen]
 }
 
-// putTx writes sess and, for a new session, its customer index entry and
-// its user agent's text (taken up by tx), and returns sess as stored (times
-// to the millisecond, in UTC). A rotation keeps the customer and the user
-// agent (oldAgent, its key when the old record named one; a record that
-// held the text keeps holding it), so it dirties only the session's page.
-func putTx(tx *bolt.Tx, sess store.Session, old *store.Session, oldAgent []byte) (store.Session, error) {
-	for _, t := range [...]*time.Time{&sess.CreatedAt, &sess.RefreshedAt, &sess.RotatedAt, &sess.ExpiresAt} {
-		*t = time.UnixMilli(t.UnixMilli()).UTC()
-	}
-	agent := oldAgent
-	if old == nil && sess.UserAgent != "" {
+// putTx writes a new session: its record, its customer index entry and its
+// user agent's text (taken up by tx); and returns sess as stored (times to
+// the millisecond, in UTC).
+func putTx(tx *txn, sess store.Session) (store.Session, error) {
+	sess = stored(sess)
+	var agent []byte
+	if sess.UserAgent != "" {
 		agent = agentKey(sess.UserAgent)
 		text := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sess.UserAgent)), uint64(tx.ID()))
 		if err := tx.Bucket(bucketAgents).Put(agent, append(text, sess.UserAgent...)); err != nil {
 			return sess, err
 		}
 	}
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess, agent)); err != nil {
+	if tx.newest(sess.ID) != 0 {
+		tx.moved[sess.ID] = 0 // entries of an id used before, ended since: not this session's
+	}
+	return sess, errors.Join(
+		tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess, agent)),
+		tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil))
+}
+
+// logTx writes sess, changed by a rotation or an extension, as a new entry
+// at the end of the rotation log, and returns it as stored. The customer
+// and the user agent stay as they were: agent is the key of the text the
+// record names, or nil when the record holds the text itself.
+func logTx(tx *txn, sess store.Session, agent []byte) (store.Session, error) {
+	sess = stored(sess)
+	log := tx.Bucket(bucketLog)
+	log.FillPercent = 1 // appended in order: full pages
+	seq, err := log.NextSequence()
+	if err != nil {
 		return sess, err
 	}
-	if old == nil || old.CustomerID != sess.CustomerID {
-		return sess, tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil)
+	entry := append(binary.AppendUvarint(nil, uint64(len(sess.ID))), sess.ID...)
+	if err := log.Put(seqKey(seq), append(entry, encodeSession(sess, agent)...)); err != nil {
+		return sess, err
 	}
+	tx.moved[sess.ID] = seq
+	tx.logged++
 	return sess, nil
 }
 
-func deleteTx(tx *bolt.Tx, id string) (store.Session, error) {
+// stored is sess as the store keeps it: times to the millisecond, in UTC.
+func stored(sess store.Session) store.Session {
+	for _, t := range [...]*time.Time{&sess.CreatedAt, &sess.RefreshedAt, &sess.RotatedAt, &sess.ExpiresAt} {
+		*t = time.UnixMilli(t.UnixMilli()).UTC()
+	}
+	return sess
+}
+
+// deleteTx deletes session id; its entries in the log stay until a fold
+// drops them.
+func deleteTx(tx *txn, id string) (store.Session, error) {
 	sess, err := getTx(tx, id)
 	if err != nil {
 		return sess, err
+	}
+	if tx.newest(id) != 0 {
+		tx.moved[id] = 0
 	}
 	return sess, errors.Join(
 		tx.Bucket(bucketSessions).Delete([]byte(id)),

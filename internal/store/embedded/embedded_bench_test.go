@@ -223,10 +223,11 @@ func BenchmarkRotatePrototype(b *testing.B) {
 	})
 }
 
-// rotateTx is the store's Rotate inside a given transaction. A lost
-// condition (ErrConflict, ErrNotFound) changes nothing.
+// rotateTx rotates session id in its record, in a given transaction, as
+// the store did before its rotation log. A lost condition (ErrConflict,
+// ErrNotFound) changes nothing.
 func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
-	old, agent, err := getRecord(tx, id)
+	old, agent, err := record(tx, id, 0)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -236,7 +237,8 @@ func rotateTx(tx *bolt.Tx, id string, r store.Rotation) (store.Session, error) {
 	}
 	sess.PrevTokenHash, sess.TokenHash = old.TokenHash, r.To
 	sess.RotatedAt, sess.RefreshedAt, sess.ExpiresAt = r.Now, r.Now, r.ExpiresAt
-	return putTx(tx, sess, &old, agent)
+	sess = stored(sess)
+	return sess, tx.Bucket(bucketSessions).Put([]byte(id), encodeSession(sess, agent))
 }
 
 type groupCommit struct {

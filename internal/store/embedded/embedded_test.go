@@ -99,7 +99,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			defer wg.Done()
 			id := fmt.Sprintf("s%02d", i)
 			if i%10 == 0 {
-				errs[i] = s.update(func(tx *bolt.Tx) error {
+				errs[i] = s.update(func(tx *txn) error {
 					if err := tx.Bucket(bucketSessions).Put([]byte(id), []byte("{}")); err != nil {
 						return err
 					}
@@ -184,7 +184,7 @@ func TestUserAgentStoredOnce(t *testing.T) {
 	}
 	// A version-1 record, as a binary from before wrote it.
 	inline := store.Session{ID: "v1", CustomerID: "c", TokenHash: []byte("t0"), UserAgent: "inline-agent", ExpiresAt: now.Add(time.Hour)}
-	if err := s.update(func(tx *bolt.Tx) error {
+	if err := s.update(func(tx *txn) error {
 		return errors.Join(tx.Bucket(bucketSessions).Put([]byte("v1"), encodeSession(inline, nil)),
 			tx.Bucket(bucketCustomers).Put(customerKey("c", "v1"), nil))
 	}); err != nil {
@@ -286,8 +286,8 @@ func TestSweepKeepsAgentOfLoginInFlight(t *testing.T) {
 	go func() {
 		next := sess
 		next.ID = "second"
-		login <- s.update(func(tx *bolt.Tx) error {
-			if _, err := putTx(tx, next, nil, nil); err != nil {
+		login <- s.update(func(tx *txn) error {
+			if _, err := putTx(tx, next); err != nil {
 				return err
 			}
 			close(written)
@@ -316,7 +316,7 @@ func TestSweepPassesOverDamagedKeys(t *testing.T) {
 	s := openTemp(t)
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	bad := encodeSession(store.Session{ID: "bad", CustomerID: "c", ExpiresAt: now.Add(-time.Hour)}, []byte("short"))
-	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte("bad"), bad) }); err != nil {
+	if err := s.update(func(tx *txn) error { return tx.Bucket(bucketSessions).Put([]byte("bad"), bad) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Create(context.Background(), store.Session{ID: "old", CustomerID: "c", TokenHash: []byte("t"), UserAgent: "a", ExpiresAt: now.Add(-time.Second)}); err != nil {

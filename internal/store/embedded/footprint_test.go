@@ -123,7 +123,7 @@ func footprint(b *testing.B, sessions, callers int, newSession func(int) store.S
 				sess := newSession(i)
 				var err error
 				if asJSON {
-					err = s.update(func(tx *bolt.Tx) error { return putJSON(tx, sess) })
+					err = s.update(func(tx *txn) error { return putJSON(tx.Tx, sess) })
 				} else {
 					err = s.Create(context.Background(), sess)
 				}
