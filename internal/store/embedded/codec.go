@@ -48,6 +48,12 @@ var errRecord = errors.New("decode session: truncated or unknown record")
 // or with agent not nil version 2, which holds agent, the key of the user
 // agent's text in the agents bucket, instead of the text.
 func encodeSession(sess store.Session, agent []byte) []byte {
+	return appendSession(nil, sess, agent)
+}
+
+// appendSession appends the record of sess to dst, growing it at most
+// once, to the exact length.
+func appendSession(dst []byte, sess store.Session, agent []byte) []byte {
 	var flags byte
 	version, ua := byte(recordV1), []byte(nil)
 	if agent != nil {
@@ -88,7 +94,10 @@ func encodeSession(sess store.Session, agent []byte) []byte {
 	for _, l := range [...]int{len(sess.CustomerID), len(sess.TokenHash), len(sess.PrevTokenHash), len(sess.Claims), uaLen, ipLen} {
 		n += uvarintLen(uint64(l)) + l
 	}
-	b := make([]byte, 0, n)
+	b := dst
+	if cap(b)-len(b) < n {
+		b = append(make([]byte, 0, len(dst)+n), dst...)
+	}
 	b = append(b, version, flags)
 	for _, t := range times[:nt] {
 		b = binary.AppendVarint(b, t)

@@ -725,14 +725,14 @@ func record(tx *bolt.Tx, id string, seq uint64) (store.Session, []byte, error) {
 }
 
 // recordValue is the record of session id in tx: log entry seq's if not 0,
-// else the one in the sessions bucket (a slice of bbolt's memory).
+// else the one in the sessions bucket (a slice of bbolt's memory). A
+// session has a newest entry only while it exists: Delete takes it away.
 func recordValue(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
-	v := tx.Bucket(bucketSessions).Get([]byte(id))
-	if v == nil {
-		return nil, store.ErrNotFound
-	}
 	if seq == 0 {
-		return v, nil
+		if v := tx.Bucket(bucketSessions).Get([]byte(id)); v != nil {
+			return v, nil
+		}
+		return nil, store.ErrNotFound
 	}
 	e := tx.Bucket(bucketLog).Get(seqKey(seq))
 	if e == nil {
@@ -787,8 +787,9 @@ func logTx(tx *txn, sess store.Session, agent []byte) (store.Session, error) {
 	if err != nil {
 		return sess, err
 	}
-	entry := append(binary.AppendUvarint(nil, uint64(len(sess.ID))), sess.ID...)
-	if err := log.Put(seqKey(seq), append(entry, encodeSession(sess, agent)...)); err != nil {
+	entry := binary.AppendUvarint(make([]byte, 0, 256), uint64(len(sess.ID))) // a record is about 130 bytes
+	entry = appendSession(append(entry, sess.ID...), sess, agent)
+	if err := log.Put(seqKey(seq), entry); err != nil {
 		return sess, err
 	}
 	tx.moved[sess.ID] = seq
