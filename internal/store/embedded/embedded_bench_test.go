@@ -123,6 +123,36 @@ func BenchmarkRotate(b *testing.B) {
 		benchRotations(b, s, s.Rotate, true)
 		b.ReportMetric(float64(writeBytes(b)-w0)/float64(b.N), "write-B/op")
 	})
+	// spread-100k: every rotation is of another of the 100 000 sessions,
+	// as a shop's refreshes are (b.N at most 100 000).
+	b.Run("spread-100k", func(b *testing.B) {
+		if b.N > 100_000 {
+			b.Fatal("spread-100k rotates each session once: -benchtime at most 100000x")
+		}
+		s := openBench(b)
+		sessions := make([]store.Session, 100_000)
+		for i := range sessions {
+			sessions[i] = footprintSession(i)
+		}
+		preloadSessions(b, s, sessions)
+		now := sessions[0].CreatedAt.Add(time.Minute) // before every end
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(benchParallelism)
+		b.ResetTimer()
+		w0 := writeBytes(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				sess := sessions[next.Add(1)-1]
+				r := store.Rotation{From: sess.TokenHash, To: benchHash(uint64(next.Load())), Now: now, ExpiresAt: now.Add(15 * time.Minute)}
+				if _, err := s.Rotate(context.Background(), sess.ID, r); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(writeBytes(b)-w0)/float64(b.N), "write-B/op")
+	})
 }
 
 // BenchmarkSweep100k: one sweep of a file holding 100 000 live sessions,
@@ -144,16 +174,26 @@ func BenchmarkSweep100k(b *testing.B) {
 
 // preload creates n sessions from 64 goroutines, as concurrent logins do.
 func preload(b *testing.B, s *Store, n int) {
+	sessions := make([]store.Session, n)
+	for i := range sessions {
+		sessions[i] = footprintSession(i)
+	}
+	preloadSessions(b, s, sessions)
+}
+
+// preloadSessions creates sessions from 64 goroutines, each with its own
+// customer, the bench's user agent and an address.
+func preloadSessions(b *testing.B, s *Store, sessions []store.Session) {
 	const callers = 64
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := c; i < n; i += callers {
-				sess := footprintSession(i)
+			for i := c; i < len(sessions); i += callers {
+				sess := &sessions[i]
 				sess.CustomerID, sess.UserAgent, sess.IP = "c"+strconv.Itoa(i), "meshauth-bench", "10.0.0.1"
-				if err := s.Create(context.Background(), sess); err != nil {
+				if err := s.Create(context.Background(), *sess); err != nil {
 					b.Error(err)
 					return
 				}
