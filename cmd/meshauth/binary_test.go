@@ -66,6 +66,27 @@ type process struct {
 	url     string
 	metrics string
 	logs    *syncBuffer
+	// halt sends sig once (later calls return the first one's result) and
+	// waits for the binary to exit.
+	halt   func(sig os.Signal) error
+	killed bool // by the test, on purpose
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.halt(syscall.SIGTERM); err != nil {
+		t.Fatalf("the binary exited with %v\n%s", err, p.logs)
+	}
+}
+
+// kill ends the binary as a crash would.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	p.killed = true
+	if err := p.halt(syscall.SIGKILL); err == nil {
+		t.Fatal("the binary exited cleanly on SIGKILL")
+	}
 }
 
 type syncBuffer struct {
@@ -106,8 +127,8 @@ func usersFile(t *testing.T, users map[string]string) string {
 }
 
 // startBinary runs the binary with env and only env (PORT and DATA_DIR are
-// chosen here unless env sets them) until the test ends, when it sends
-// SIGTERM and expects a clean exit.
+// chosen here unless env sets them) until the test stops it or ends, when
+// it sends SIGTERM and expects a clean exit.
 func startBinary(t *testing.T, env map[string]string) *process {
 	t.Helper()
 	addr := freeAddr(t)
@@ -135,16 +156,23 @@ func startBinary(t *testing.T, env map[string]string) *process {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("the binary exited with %v\n%s", err, p.logs)
+	var once sync.Once
+	var halted error
+	p.halt = func(sig os.Signal) error {
+		once.Do(func() {
+			_ = cmd.Process.Signal(sig)
+			select {
+			case halted = <-exited:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				halted = fmt.Errorf("no exit 15 s after %v", sig)
 			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("the binary did not stop on SIGTERM")
+		})
+		return halted
+	}
+	t.Cleanup(func() {
+		if err := p.halt(syscall.SIGTERM); err != nil && !p.killed {
+			t.Errorf("the binary exited with %v\n%s", err, p.logs)
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -282,6 +310,33 @@ func TestBinarySessions(t *testing.T) {
 	}
 	if !strings.Contains(p.logs.String(), `"event":"refresh.reuse_detected"`) {
 		t.Error("no audit line for the reuse")
+	}
+}
+
+// TestBinaryRefreshesSurviveRestart: with the embedded store, a session's
+// newest refresh token still works after the binary stops, cleanly or by
+// a crash, and starts again on the same DATA_DIR; an older one is reuse.
+func TestBinaryRefreshesSurviveRestart(t *testing.T) {
+	for _, halt := range []struct {
+		name string
+		do   func(*process, *testing.T)
+	}{{"SIGTERM", (*process).stop}, {"crash", (*process).kill}} {
+		t.Run(halt.name, func(t *testing.T) {
+			env := production(t, map[string]string{"DATA_DIR": t.TempDir()})
+			p := startBinary(t, env)
+			rt1 := *p.login(t, "ada@example.com").RefreshToken
+			rt2 := *p.post(t, refreshQ, map[string]any{"t": rt1}, nil).tokens(t, "refreshCustomerToken").RefreshToken
+			rt3 := *p.post(t, refreshQ, map[string]any{"t": rt2}, nil).tokens(t, "refreshCustomerToken").RefreshToken
+			halt.do(p, t)
+
+			p = startBinary(t, env)
+			if r := p.post(t, refreshQ, map[string]any{"t": rt3}, nil); r.code() != "OK" {
+				t.Fatalf("the newest token after the restart: %s", r.raw)
+			}
+			if c := p.post(t, refreshQ, map[string]any{"t": rt1}, nil).code(); c != "REFRESH_TOKEN_REUSED" {
+				t.Fatalf("the first token after the restart: %s", c)
+			}
+		})
 	}
 }
 
