@@ -246,30 +246,6 @@ func recordEndAndAgent(v []byte) (time.Time, []byte, error) {
 	return end, nil, nil
 }
 
-// sameStart reports whether records a and b, in any format, are of sessions
-// created at the same millisecond: two records of one session.
-func sameStart(a, b []byte) bool {
-	ta, errA := recordStart(a)
-	tb, errB := recordStart(b)
-	return errA == nil && errB == nil && ta == tb
-}
-
-// recordStart is the creation time of record v, in unix milliseconds.
-func recordStart(v []byte) (int64, error) {
-	if len(v) > 0 && v[0] == '{' {
-		sess, _, err := decodeSession("", v)
-		return sess.CreatedAt.UnixMilli(), err
-	}
-	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 {
-		return 0, errRecord
-	}
-	ms, n := binary.Varint(v[2:])
-	if n <= 0 {
-		return 0, errRecord
-	}
-	return ms, nil
-}
-
 func uvarintLen(l uint64) int {
 	n := 1
 	for ; l >= 0x80; l >>= 7 {

@@ -35,7 +35,9 @@ var (
 	bucketAgents = []byte("agents")
 	// bucketLog is the rotation log: sequence (8 bytes big-endian) -> the
 	// session id's length (uvarint) | id | the session's record after a
-	// rotation or an extension. See Store.
+	// rotation or an extension, or nothing: a tombstone, written when a
+	// session with entries ends, so that a fold after a crash never gives
+	// its entries to a later session with the same id. See Store.
 	bucketLog = []byte("log")
 	// bucketExpiry (expiry unix nanos, 8 bytes big-endian | id -> nothing)
 	// indexed sessions by their end in files written before the binary
@@ -64,7 +66,10 @@ var (
 // ones are dropped, so a session refreshed many times since the last fold
 // costs its page once. Open and Close fold the whole log. Everything stays
 // in bbolt's transactions: a crash loses nothing a caller was told was
-// written, and Open finds the log as it was.
+// written, and Open finds the log as it was. Deleting a logged session
+// appends a tombstone, so that its entries never reach a later session
+// given the same id; an entry that cannot be read is dropped by the fold
+// and reported by the next Sweep, rather than hold the log up.
 //
 // A reader takes the newest entries it needs before it begins its read
 // transaction: an entry published then was committed before it, so the
@@ -84,6 +89,8 @@ type Store struct {
 	// The writer's own (and Open's and Close's, when no writer runs).
 	logged              int // entries in the log
 	foldAfter, foldStep int
+
+	damaged error // log entries a fold dropped, not yet reported by Sweep; under mu
 }
 
 // write is one caller's update, run inside a group's transaction.
@@ -96,9 +103,10 @@ type write struct {
 // the store publishes once it has committed.
 type txn struct {
 	*bolt.Tx
-	s      *Store
-	moved  map[string]uint64 // session id -> its newest entry now; 0: none
-	logged int               // entries added to the log, less those folded
+	s       *Store
+	moved   map[string]uint64 // session id -> its newest entry now; 0: none
+	logged  int               // entries added to the log, less those folded
+	damaged error             // log entries a fold dropped
 }
 
 func (s *Store) begin(tx *bolt.Tx) *txn {
@@ -117,11 +125,12 @@ func (t *txn) newest(id string) uint64 {
 // has committed.
 func (s *Store) publish(t *txn) {
 	s.logged += t.logged
-	if len(t.moved) == 0 {
+	if len(t.moved) == 0 && t.damaged == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.damaged = errors.Join(s.damaged, t.damaged)
 	for id, seq := range t.moved {
 		if seq == 0 {
 			delete(s.latest, id)
@@ -227,8 +236,9 @@ func (s *Store) writer() {
 		}
 		s.commit(group)
 		if s.logged >= s.foldAfter {
-			// A fold that fails leaves the log as it was; the next
-			// group tries again, and Close reports it.
+			// A fold that fails (the file cannot be written) leaves the
+			// log as it was; the next group tries again, and Close
+			// reports it.
 			_ = s.fold(s.foldStep)
 		}
 	}
@@ -288,17 +298,21 @@ func (s *Store) fold(n int) error {
 		for k, _ := c.First(); k != nil && len(seqs) < n; k, _ = c.Next() {
 			seqs = append(seqs, binary.BigEndian.Uint64(k))
 		}
+		damaged, first := 0, uint64(0)
 		for _, seq := range seqs {
 			key := seqKey(seq)
 			id, record, err := logEntry(log.Get(key))
-			if err != nil {
-				return fmt.Errorf("log entry %d: %w", seq, err)
-			}
-			if t.newest(string(id)) == seq {
-				// The session's record, unless it ended since (or its id
-				// was given to a session created after it, which has
-				// another start).
-				if base := sessions.Get(id); base != nil && sameStart(base, record) {
+			switch {
+			case err != nil:
+				// Nothing can be made of it: drop it, so that it does not
+				// hold the log up, and say so.
+				if damaged++; damaged == 1 {
+					first = seq
+				}
+			case t.newest(string(id)) == seq:
+				// The session's newest state, unless it ended since (a
+				// tombstone holds no record).
+				if len(record) > 0 && sessions.Get(id) != nil {
 					if err := sessions.Put(bytes.Clone(id), bytes.Clone(record)); err != nil {
 						return err
 					}
@@ -309,6 +323,9 @@ func (s *Store) fold(n int) error {
 				return err
 			}
 			t.logged--
+		}
+		if damaged > 0 {
+			t.damaged = fmt.Errorf("rotation log: %d damaged entries dropped, the first %d: %w", damaged, first, errRecord)
 		}
 		return nil
 	})
@@ -325,11 +342,9 @@ func (s *Store) foldAll() error {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		s.logged = 0
 		return tx.Bucket(bucketLog).ForEach(func(k, v []byte) error {
-			id, _, err := logEntry(v)
-			if err != nil || len(k) != 8 {
-				return fmt.Errorf("log entry %x: %w", k, errRecord)
-			}
-			s.latest[string(id)] = binary.BigEndian.Uint64(k)
+			if id, _, err := logEntry(v); err == nil && len(k) == 8 {
+				s.latest[string(id)] = binary.BigEndian.Uint64(k)
+			} // else the fold drops it and reports it
 			s.logged++
 			return nil
 		})
@@ -404,6 +419,11 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		named := map[[agentKeyLen]byte]bool{}
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
 			if seq := newest[string(k)]; seq != 0 {
+				// The record's text stays named too: the entry may be of
+				// a session that ended, its id since taken by this one.
+				if _, agent, err := recordEndAndAgent(v); err == nil && agent != nil {
+					named[[agentKeyLen]byte(agent)] = true
+				}
 				var err error
 				if v, err = recordValue(tx, string(k), seq); errors.Is(err, errFolded) {
 					return err
@@ -439,6 +459,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	unreadable = errors.Join(unreadable, s.takeDamaged())
 	if len(ids) == 0 && len(agents) == 0 {
 		return 0, unreadable
 	}
@@ -464,6 +485,16 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		return deleteAgents(tx, agents, began)
 	})
 	return n, errors.Join(err, unreadable)
+}
+
+// takeDamaged returns, once, the error of the log entries folds dropped
+// as damaged since it was last called.
+func (s *Store) takeDamaged() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.damaged
+	s.damaged = nil
+	return err
 }
 
 // deleteAgents deletes the user agents' texts keys names, unless a write
@@ -514,6 +545,9 @@ func (s *Store) read(fn func(tx *bolt.Tx, newest map[string]uint64) error) error
 		s.mu.RLock()
 		newest := maps.Clone(s.latest)
 		s.mu.RUnlock()
+		if testHookRead != nil {
+			testHookRead()
+		}
 		if err := s.db.View(func(tx *bolt.Tx) error { return fn(tx, newest) }); !errors.Is(err, errFolded) {
 			return err
 		}
@@ -647,6 +681,7 @@ func (s *Store) ListByCustomer(_ context.Context, customerID string) ([]store.Se
 func (s *Store) DeleteByCustomer(_ context.Context, customerID string) (int, error) {
 	n := 0
 	err := s.update(func(tx *txn) error {
+		n = 0 // run again alone if its group fails
 		for _, id := range customerIDs(tx.Tx, customerID) {
 			if _, err := deleteTx(tx, id); err != nil {
 				return err
@@ -739,7 +774,7 @@ func recordValue(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
 		return nil, errFolded
 	}
 	logged, r, err := logEntry(e)
-	if err != nil || string(logged) != id {
+	if err != nil || string(logged) != id || len(r) == 0 {
 		return nil, fmt.Errorf("log entry %d: %w", seq, errRecord)
 	}
 	return r, nil
@@ -767,9 +802,6 @@ func putTx(tx *txn, sess store.Session) (store.Session, error) {
 			return sess, err
 		}
 	}
-	if tx.newest(sess.ID) != 0 {
-		tx.moved[sess.ID] = 0 // entries of an id used before, ended since: not this session's
-	}
 	return sess, errors.Join(
 		tx.Bucket(bucketSessions).Put([]byte(sess.ID), encodeSession(sess, agent)),
 		tx.Bucket(bucketCustomers).Put(customerKey(sess.CustomerID, sess.ID), nil))
@@ -781,20 +813,32 @@ func putTx(tx *txn, sess store.Session) (store.Session, error) {
 // record names, or nil when the record holds the text itself.
 func logTx(tx *txn, sess store.Session, agent []byte) (store.Session, error) {
 	sess = stored(sess)
+	seq, err := appendLog(tx, sess.ID, func(entry []byte) []byte { return appendSession(entry, sess, agent) })
+	if err == nil {
+		tx.moved[sess.ID] = seq
+	}
+	return sess, err
+}
+
+// appendLog appends an entry for session id to the log, its record made by
+// record (a tombstone when nil), and returns its sequence.
+func appendLog(tx *txn, id string, record func([]byte) []byte) (uint64, error) {
 	log := tx.Bucket(bucketLog)
 	log.FillPercent = 1 // appended in order: full pages
 	seq, err := log.NextSequence()
 	if err != nil {
-		return sess, err
+		return 0, err
 	}
-	entry := binary.AppendUvarint(make([]byte, 0, 256), uint64(len(sess.ID))) // a record is about 130 bytes
-	entry = appendSession(append(entry, sess.ID...), sess, agent)
+	entry := binary.AppendUvarint(make([]byte, 0, 256), uint64(len(id))) // a record is about 130 bytes
+	entry = append(entry, id...)
+	if record != nil {
+		entry = record(entry)
+	}
 	if err := log.Put(seqKey(seq), entry); err != nil {
-		return sess, err
+		return 0, err
 	}
-	tx.moved[sess.ID] = seq
 	tx.logged++
-	return sess, nil
+	return seq, nil
 }
 
 // stored is sess as the store keeps it: times to the millisecond, in UTC.
@@ -806,16 +850,18 @@ func stored(sess store.Session) store.Session {
 }
 
 // deleteTx deletes session id; its entries in the log stay until a fold
-// drops them.
+// drops them, behind a tombstone.
 func deleteTx(tx *txn, id string) (store.Session, error) {
 	sess, err := getTx(tx, id)
 	if err != nil {
 		return sess, err
 	}
+	var tomb error
 	if tx.newest(id) != 0 {
+		_, tomb = appendLog(tx, id, nil)
 		tx.moved[id] = 0
 	}
-	return sess, errors.Join(
+	return sess, errors.Join(tomb,
 		tx.Bucket(bucketSessions).Delete([]byte(id)),
 		tx.Bucket(bucketCustomers).Delete(customerKey(sess.CustomerID, id)),
 	)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,7 +134,9 @@ func listOne(t *testing.T, s *Store, customerID string) store.Session {
 
 // TestLogAfterCrash: after a crash, Open finds the rotations the log holds
 // and folds them; an entry of a session deleted since, or of an earlier
-// session whose id a new one took, is dropped.
+// session whose id a new one took, is dropped: a tombstone follows them.
+// The new session has the same start, as a session continued from a legacy
+// token twice would.
 func TestLogAfterCrash(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -159,16 +162,15 @@ func TestLogAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	later := now.Add(time.Second)
-	again := store.Session{ID: "reused", CustomerID: "d", TokenHash: []byte("new"), CreatedAt: later, RefreshedAt: later, ExpiresAt: later.Add(time.Hour)}
+	again := store.Session{ID: "reused", CustomerID: "d", TokenHash: []byte("new"), CreatedAt: now, RefreshedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if err := s.Create(ctx, again); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustGet(t, s, "reused"); string(got.TokenHash) != "new" {
 		t.Fatalf("the new session under a logged id reads %q", got.TokenHash)
 	}
-	if _, n := baseRecord(t, s, "kept"); n != 4 {
-		t.Fatalf("%d log entries before the crash, want 4", n)
+	if _, n := baseRecord(t, s, "kept"); n != 6 {
+		t.Fatalf("%d log entries before the crash, want 6 (4 rotations, 2 tombstones)", n)
 	}
 	crash(t, s)
 
@@ -301,4 +303,146 @@ func TestReadsDuringFolds(t *testing.T) {
 	writers.Wait()
 	close(stop)
 	readers.Wait()
+}
+
+// appendDamaged appends a log entry whose id length overruns it.
+func appendDamaged(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.update(func(tx *txn) error {
+		log := tx.Bucket(bucketLog)
+		seq, err := log.NextSequence()
+		if err != nil {
+			return err
+		}
+		tx.logged++
+		return log.Put(seqKey(seq), []byte{0x7f, 'x'})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFoldDropsDamagedEntries: a log entry that cannot be read does not
+// hold the log up: a fold drops it, folds the others, and the next Sweep
+// reports it once; after a crash the store still opens.
+func TestFoldDropsDamagedEntries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := open(dir, 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.Create(ctx, store.Session{ID: "s", CustomerID: "c", TokenHash: []byte("h0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	appendDamaged(t, s)
+	for i := 1; i <= 2; i++ { // the third entry: the writer folds all three
+		if _, err := s.Rotate(ctx, "s", store.Rotation{From: fmt.Appendf(nil, "h%d", i-1), To: fmt.Appendf(nil, "h%d", i), Now: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, n := baseRecord(t, s, "s"); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the log was not folded past a damaged entry")
+		}
+	}
+	if got := mustGet(t, s, "s"); string(got.TokenHash) != "h2" {
+		t.Fatalf("after the fold: %q", got.TokenHash)
+	}
+	if _, err := s.Sweep(now); !errors.Is(err, errRecord) || !strings.Contains(err.Error(), "1 damaged entries dropped") {
+		t.Fatalf("Sweep after the fold: %v, want the damaged entry reported", err)
+	}
+	if _, err := s.Sweep(now); err != nil {
+		t.Fatalf("second Sweep: %v, want it reported once", err)
+	}
+
+	appendDamaged(t, s)
+	crash(t, s)
+	s = openFolding(t, dir, 3, 3)
+	if _, n := baseRecord(t, s, "s"); n != 0 {
+		t.Fatalf("%d log entries after Open", n)
+	}
+	if _, err := s.Sweep(now); !errors.Is(err, errRecord) {
+		t.Fatalf("Sweep after Open: %v, want the damaged entry reported", err)
+	}
+}
+
+// TestSweepKeepsAgentOfReusedID: when a session ends and a new one takes
+// its id between a sweep's taking the newest entries and its read, the
+// sweep reads the old session's entry for that id; the new session's user
+// agent text is still named, by its record, and kept.
+func TestSweepKeepsAgentOfReusedID(t *testing.T) {
+	ctx := context.Background()
+	s := openFolding(t, t.TempDir(), 1000, 1000)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := store.Session{ID: "x", CustomerID: "c", TokenHash: []byte("h0"), UserAgent: "old-agent", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rotate(ctx, "x", store.Rotation{From: []byte("h0"), To: []byte("h1"), Now: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	testHookRead = func() {
+		testHookRead = nil
+		if _, err := s.Delete(ctx, "x"); err != nil {
+			t.Error(err)
+		}
+		again := old
+		again.UserAgent = "new-agent"
+		if err := s.Create(ctx, again); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookRead = nil })
+	if _, err := s.Sweep(now); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, "x"); got.UserAgent != "new-agent" {
+		t.Fatalf("the new session's user agent %q; agents %v", got.UserAgent, agentTexts(t, s))
+	}
+}
+
+// TestDeleteByCustomerCountsOnce: when its group fails and it runs again
+// alone, DeleteByCustomer counts each session once.
+func TestDeleteByCustomerCountsOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	for _, id := range []string{"a", "b"} {
+		if err := s.Create(ctx, store.Session{ID: id, CustomerID: "c", TokenHash: []byte(id), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Hold the writer, queue the deletion and a write that fails after
+	// writing, then let them be committed as one group.
+	held, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.update(func(*txn) error { close(held); <-release; return nil })
+	}()
+	<-held
+	boom := errors.New("boom")
+	failed := make(chan error, 1)
+	go func() {
+		failed <- s.update(func(tx *txn) error {
+			if err := tx.Bucket(bucketSessions).Put([]byte("z"), []byte("{}")); err != nil {
+				return err
+			}
+			return boom
+		})
+	}()
+	var n int
+	var err error
+	deleted := make(chan struct{})
+	go func() { n, err = s.DeleteByCustomer(ctx, "c"); close(deleted) }()
+	time.Sleep(50 * time.Millisecond) // both wait for the writer
+	close(release)
+	<-deleted
+	if e := <-failed; !errors.Is(e, boom) {
+		t.Fatalf("the failing write: %v", e)
+	}
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteByCustomer = %d, %v; want 2", n, err)
+	}
 }
