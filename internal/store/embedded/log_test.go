@@ -52,15 +52,26 @@ func crash(t *testing.T, s *Store) {
 func baseRecord(t *testing.T, s *Store, id string) ([]byte, int) {
 	t.Helper()
 	var v []byte
-	n := 0
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		v = bytes.Clone(tx.Bucket(bucketSessions).Get([]byte(id)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v, logLen(t, s)
+}
+
+// logLen is the number of entries in the log.
+func logLen(t *testing.T, s *Store) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketLog).Stats().KeyN
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return v, n
+	return n
 }
 
 // TestRotationsGoToTheLog: rotations and extensions leave the session's
@@ -103,16 +114,8 @@ func TestRotationsGoToTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v []byte
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		var n int
-		if v, n = baseRecord(t, s, "s"); n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d log entries 5 s after reaching foldAfter", n)
-		}
-	}
+	waitForLog(t, s, 0)
+	v, _ := baseRecord(t, s, "s")
 	s.mu.RLock()
 	newest := len(s.latest)
 	s.mu.RUnlock()
@@ -121,6 +124,20 @@ func TestRotationsGoToTheLog(t *testing.T) {
 		t.Fatalf("record after the fold: %+v, agent %x, %v; %d sessions still logged", folded, agent, err, newest)
 	}
 	mustEqual(t, mustGet(t, s, "s"), ext)
+}
+
+// waitForLog waits until the writer, which folds after answering, has left
+// n entries in the log.
+func waitForLog(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if got := logLen(t, s); got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log entries after 5 s, want %d", logLen(t, s), n)
+		}
+	}
 }
 
 func listOne(t *testing.T, s *Store, customerID string) store.Session {
@@ -205,14 +222,7 @@ func TestReadAfterFold(t *testing.T) {
 	testHookRead = func() {
 		testHookRead = nil
 		rotate("h1", "h2") // two: the writer folds the oldest, h1's, which h2's supersedes
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			if _, n := baseRecord(t, s, "s"); n == 1 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the writer did not fold")
-			}
-		}
+		waitForLog(t, s, 1)
 	}
 	t.Cleanup(func() { testHookRead = nil })
 	if got := mustGet(t, s, "s"); string(got.TokenHash) != "h2" {
@@ -341,14 +351,7 @@ func TestFoldDropsDamagedEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, n := baseRecord(t, s, "s"); n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the log was not folded past a damaged entry")
-		}
-	}
+	waitForLog(t, s, 0) // past the damaged entry
 	if got := mustGet(t, s, "s"); string(got.TokenHash) != "h2" {
 		t.Fatalf("after the fold: %q", got.TokenHash)
 	}
