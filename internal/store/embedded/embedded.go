@@ -293,21 +293,24 @@ func (s *Store) fold(n int) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t = s.begin(tx)
 		log, sessions := tx.Bucket(bucketLog), tx.Bucket(bucketSessions)
-		var seqs []uint64
+		var keys [][]byte
 		c := log.Cursor()
-		for k, _ := c.First(); k != nil && len(seqs) < n; k, _ = c.Next() {
-			seqs = append(seqs, binary.BigEndian.Uint64(k))
+		for k, _ := c.First(); k != nil && len(keys) < n; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
 		}
-		damaged, first := 0, uint64(0)
-		for _, seq := range seqs {
-			key := seqKey(seq)
+		damaged, first := 0, []byte(nil)
+		for _, key := range keys {
 			id, record, err := logEntry(log.Get(key))
+			var seq uint64
+			if len(key) == 8 {
+				seq = binary.BigEndian.Uint64(key)
+			}
 			switch {
-			case err != nil:
+			case err != nil || seq == 0:
 				// Nothing can be made of it: drop it, so that it does not
 				// hold the log up, and say so.
 				if damaged++; damaged == 1 {
-					first = seq
+					first = key
 				}
 			case t.newest(string(id)) == seq:
 				// The session's newest state, unless it ended since (a
@@ -325,7 +328,7 @@ func (s *Store) fold(n int) error {
 			t.logged--
 		}
 		if damaged > 0 {
-			t.damaged = fmt.Errorf("rotation log: %d damaged entries dropped, the first %d: %w", damaged, first, errRecord)
+			t.damaged = fmt.Errorf("rotation log: %d damaged entries dropped, the first %x: %w", damaged, first, errRecord)
 		}
 		return nil
 	})
@@ -336,8 +339,8 @@ func (s *Store) fold(n int) error {
 	return nil
 }
 
-// foldAll folds the whole log, as Open and Close do. Open finds the log as
-// the last process left it, so it first reads which entries are newest.
+// foldAll folds the whole log as the last process left it, as Open does:
+// it first reads which entries are newest.
 func (s *Store) foldAll() error {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		s.logged = 0

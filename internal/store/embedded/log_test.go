@@ -315,7 +315,8 @@ func TestReadsDuringFolds(t *testing.T) {
 	readers.Wait()
 }
 
-// appendDamaged appends a log entry whose id length overruns it.
+// appendDamaged appends a log entry whose id length overruns it, and one
+// whose key is not a sequence (it sorts first).
 func appendDamaged(t *testing.T, s *Store) {
 	t.Helper()
 	if err := s.update(func(tx *txn) error {
@@ -324,8 +325,8 @@ func appendDamaged(t *testing.T, s *Store) {
 		if err != nil {
 			return err
 		}
-		tx.logged++
-		return log.Put(seqKey(seq), []byte{0x7f, 'x'})
+		tx.logged += 2
+		return errors.Join(log.Put(seqKey(seq), []byte{0x7f, 'x'}), log.Put([]byte{0}, []byte("\x01s")))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func appendDamaged(t *testing.T, s *Store) {
 func TestFoldDropsDamagedEntries(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := open(dir, 3, 3)
+	s, err := open(dir, 4, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func TestFoldDropsDamagedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendDamaged(t, s)
-	for i := 1; i <= 2; i++ { // the third entry: the writer folds all three
+	for i := 1; i <= 2; i++ { // the fourth entry: the writer folds all four
 		if _, err := s.Rotate(ctx, "s", store.Rotation{From: fmt.Appendf(nil, "h%d", i-1), To: fmt.Appendf(nil, "h%d", i), Now: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +356,7 @@ func TestFoldDropsDamagedEntries(t *testing.T) {
 	if got := mustGet(t, s, "s"); string(got.TokenHash) != "h2" {
 		t.Fatalf("after the fold: %q", got.TokenHash)
 	}
-	if _, err := s.Sweep(now); !errors.Is(err, errRecord) || !strings.Contains(err.Error(), "1 damaged entries dropped") {
+	if _, err := s.Sweep(now); !errors.Is(err, errRecord) || !strings.Contains(err.Error(), "2 damaged entries dropped") {
 		t.Fatalf("Sweep after the fold: %v, want the damaged entry reported", err)
 	}
 	if _, err := s.Sweep(now); err != nil {
@@ -364,7 +365,7 @@ func TestFoldDropsDamagedEntries(t *testing.T) {
 
 	appendDamaged(t, s)
 	crash(t, s)
-	s = openFolding(t, dir, 3, 3)
+	s = openFolding(t, dir, 4, 4)
 	if _, n := baseRecord(t, s, "s"); n != 0 {
 		t.Fatalf("%d log entries after Open", n)
 	}
