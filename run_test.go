@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshauth/meshauth/internal/store/storetest"
 )
 
 func freePort(t *testing.T) int {
@@ -158,13 +160,7 @@ func dynamoEnv(t *testing.T, endpoint string) map[string]string {
 // TestRunOnDynamoDB runs the service against DynamoDB Local, creating the
 // table at startup, and checks that `migrate` is idempotent.
 func TestRunOnDynamoDB(t *testing.T) {
-	endpoint := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run the DynamoDB tests: run them with scripts/dynamodb-local.sh run -- go test ./...")
-		}
-		t.Skip("DynamoDB Local not running: run `scripts/dynamodb-local.sh run -- go test .` (or set DYNAMODB_TEST_ENDPOINT)")
-	}
+	endpoint := storetest.DynamoDBLocal(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	env := dynamoEnv(t, endpoint)

@@ -9,12 +9,12 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshauth/meshauth"
+	"github.com/meshauth/meshauth/internal/store/storetest"
 )
 
 // Test secrets, at least 32 bytes each and distinct.
@@ -110,20 +110,12 @@ func Start(t testing.TB, env map[string]string, o meshauth.Options) *Service {
 	return s
 }
 
-// DynamoDBLocal returns DynamoDB Local's endpoint (DYNAMODB_TEST_ENDPOINT,
-// as scripts/dynamodb-local.sh sets it) with this process's AWS credentials
-// set to DynamoDB Local's, or skips the test; under CI=true, which must run
-// it, it fails instead.
+// DynamoDBLocal returns DynamoDB Local's endpoint (storetest.DynamoDBLocal:
+// it skips the test without one, or fails it under CI=true) with this
+// process's AWS credentials set to DynamoDB Local's.
 func DynamoDBLocal(t testing.TB) string {
 	t.Helper()
-	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if ep == "" {
-		msg := "needs DynamoDB Local: run the tests with scripts/dynamodb-local.sh run -- go test ./..."
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ep := storetest.DynamoDBLocal(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	return ep

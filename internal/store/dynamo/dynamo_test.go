@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,21 +28,6 @@ import (
 const testCallTimeout = 10 * time.Second
 
 var localCredentials = credentials.NewStaticCredentialsProvider("local", "local", "")
-
-// endpoint returns DYNAMODB_TEST_ENDPOINT, or skips the test when it is
-// unset; under CI=true it fails instead, because CI must run these tests.
-func endpoint(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("DYNAMODB_TEST_ENDPOINT")
-	if ep == "" {
-		msg := "DynamoDB Local not running: run `scripts/dynamodb-local.sh run -- go test ./internal/store/dynamo/` (or set DYNAMODB_TEST_ENDPOINT)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return ep
-}
 
 func tableName(t *testing.T) string {
 	b := make([]byte, 6)
@@ -68,7 +52,7 @@ func dropTable(t *testing.T, client *dynamodb.Client, table string) {
 // DynamoDB Local, built by New with static credentials.
 func newLocalStore(t *testing.T) *Store {
 	t.Helper()
-	ep := endpoint(t)
+	ep := storetest.DynamoDBLocal(t)
 	s, err := New(context.Background(), Options{
 		Table: tableName(t), Region: "us-east-1", Endpoint: ep,
 		Credentials: localCredentials, CallTimeout: testCallTimeout,
@@ -84,7 +68,7 @@ func newLocalStore(t *testing.T) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	endpoint(t)
+	storetest.DynamoDBLocal(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := newLocalStore(t)
 		// Small pages, so that ListByCustomer and DeleteByCustomer page.
@@ -324,7 +308,7 @@ func TestOldItemsServe(t *testing.T) {
 // TestCapacityPerOperation counts the HTTP requests each step of the token
 // flow sends and logs the capacity DynamoDB Local reports for them.
 func TestCapacityPerOperation(t *testing.T) {
-	ep := endpoint(t)
+	ep := storetest.DynamoDBLocal(t)
 	ctx := context.Background()
 	var (
 		mu       sync.Mutex
@@ -445,7 +429,7 @@ func TestCapacityPerOperation(t *testing.T) {
 }
 
 func TestCountersConformance(t *testing.T) {
-	endpoint(t)
+	storetest.DynamoDBLocal(t)
 	s := newLocalStore(t)
 	storetest.RunCounters(t, func(*testing.T) store.Counters { return s })
 }

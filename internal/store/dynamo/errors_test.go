@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/store/storetest"
 )
 
 // noCredentials empties the standard credentials chain for the test: no
@@ -57,7 +58,7 @@ func TestVerifyWithoutCredentials(t *testing.T) {
 // Verify and Ping alike, and store.ErrUnavailable (clients retry later),
 // never missing credentials.
 func TestVerifyMissingTable(t *testing.T) {
-	ep := endpoint(t)
+	ep := storetest.DynamoDBLocal(t)
 	s, err := New(context.Background(), Options{Table: tableName(t), Region: "us-east-1", Endpoint: ep, Credentials: localCredentials, CallTimeout: testCallTimeout})
 	if err != nil {
 		t.Fatal(err)

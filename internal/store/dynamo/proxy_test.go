@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshauth/meshauth/internal/store"
+	"github.com/meshauth/meshauth/internal/store/storetest"
 )
 
 // faultProxy forwards TCP connections from a loopback port to DynamoDB
@@ -214,7 +215,7 @@ func TestNetworkFaults(t *testing.T) {
 	// of the call timeout) and the race detector slows everything down.
 	const bound = 5 * callTimeout
 	direct := newLocalStore(t)
-	ep := endpoint(t)
+	ep := storetest.DynamoDBLocal(t)
 
 	h := func(s string) []byte { return []byte(fmt.Sprintf("%-32s", s)) }
 	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)

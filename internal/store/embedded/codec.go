@@ -129,53 +129,25 @@ func decodeSession(id string, v []byte) (store.Session, []byte, error) {
 		}
 		return sess, nil, nil
 	}
-	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 || v[1]&^knownFlags != 0 {
-		return store.Session{}, nil, errRecord
+	r, err := splitRecord(v)
+	if err != nil {
+		return store.Session{}, nil, err
 	}
-	flags, rest := v[1], v[2:]
 	sess := store.Session{
 		ID:                id,
-		RememberMe:        flags&flagRemember != 0,
-		NumericCustomerID: flags&flagNumericID != 0,
+		RememberMe:        r.flags&flagRemember != 0,
+		NumericCustomerID: r.flags&flagNumericID != 0,
+		CreatedAt:         time.UnixMilli(r.ms[0]).UTC(),
+		RefreshedAt:       time.UnixMilli(r.ms[0] + r.ms[1]).UTC(),
+		ExpiresAt:         r.end(),
 	}
-	var ms [4]int64 // created, then refreshed, expires and rotated after it
-	for i := range ms {
-		if i == 3 && flags&flagRotated == 0 {
-			break
-		}
-		d, n := binary.Varint(rest)
-		if n <= 0 {
-			return store.Session{}, nil, errRecord
-		}
-		ms[i], rest = d, rest[n:]
+	if r.flags&flagRotated != 0 {
+		sess.RotatedAt = time.UnixMilli(r.ms[0] + r.ms[3]).UTC()
 	}
-	sess.CreatedAt = time.UnixMilli(ms[0]).UTC()
-	sess.RefreshedAt = time.UnixMilli(ms[0] + ms[1]).UTC()
-	sess.ExpiresAt = time.UnixMilli(ms[0] + ms[2]).UTC()
-	if flags&flagRotated != 0 {
-		sess.RotatedAt = time.UnixMilli(ms[0] + ms[3]).UTC()
-	}
-	// The six variable fields, located first, then copied: the three byte
-	// fields into one allocation, the strings into another.
-	var field [6][]byte
-	for i := range field {
-		l, n := binary.Uvarint(rest)
-		if n <= 0 || l > uint64(len(rest)-n) {
-			return store.Session{}, nil, errRecord
-		}
-		field[i], rest = rest[n:n+int(l)], rest[n+int(l):]
-	}
-	if len(rest) != 0 {
-		return store.Session{}, nil, errRecord
-	}
-	var agent []byte
-	if v[0] == recordV2 {
-		if len(field[4]) != agentKeyLen {
-			return store.Session{}, nil, errRecord
-		}
-		agent, field[4] = field[4], nil
-	}
-	buf := make([]byte, 0, len(field[1])+len(field[2])+len(field[3])+len(agent))
+	// The variable fields are copied: the three byte fields into one
+	// allocation, the strings into another.
+	field := r.field
+	buf := make([]byte, 0, len(field[1])+len(field[2])+len(field[3])+len(r.agent))
 	bytesField := func(f []byte) []byte {
 		if len(f) == 0 {
 			return nil
@@ -185,9 +157,9 @@ func decodeSession(id string, v []byte) (store.Session, []byte, error) {
 		return buf[start:len(buf):len(buf)]
 	}
 	sess.TokenHash, sess.PrevTokenHash, sess.Claims = bytesField(field[1]), bytesField(field[2]), bytesField(field[3])
-	agent = bytesField(agent)
+	agent := bytesField(r.agent)
 	ip := field[5]
-	if flags&flagBinaryIP != 0 {
+	if r.flags&flagBinaryIP != 0 {
 		a, ok := netip.AddrFromSlice(ip)
 		if !ok {
 			return store.Session{}, nil, errRecord
@@ -211,39 +183,61 @@ func recordEndAndAgent(v []byte) (time.Time, []byte, error) {
 		sess, _, err := decodeSession("", v)
 		return sess.ExpiresAt, nil, err
 	}
-	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 || v[1]&^knownFlags != 0 {
-		return time.Time{}, nil, errRecord
+	r, err := splitRecord(v)
+	if err != nil {
+		return time.Time{}, nil, err
 	}
-	flags, rest := v[1], v[2:]
-	var ms [4]int64 // created, refreshed, expires, rotated
-	for i := range ms {
-		if i == 3 && flags&flagRotated == 0 {
+	return r.end(), r.agent, nil
+}
+
+// binaryRecord is a binary record split into its parts, slices of it.
+type binaryRecord struct {
+	flags byte
+	ms    [4]int64 // created, then refreshed, expires and rotated after it
+	// customer id, token hash, previous token hash, claims, user agent
+	// (nil in version 2), ip
+	field [6][]byte
+	agent []byte // version 2: the key of the user agent's text
+}
+
+func (r *binaryRecord) end() time.Time { return time.UnixMilli(r.ms[0] + r.ms[2]).UTC() }
+
+// splitRecord splits binary record v, checking its version, flags and
+// lengths, without copying.
+func splitRecord(v []byte) (binaryRecord, error) {
+	var r binaryRecord
+	if len(v) < 2 || v[0] != recordV1 && v[0] != recordV2 || v[1]&^knownFlags != 0 {
+		return r, errRecord
+	}
+	r.flags = v[1]
+	rest := v[2:]
+	for i := range r.ms {
+		if i == 3 && r.flags&flagRotated == 0 {
 			break
 		}
 		d, n := binary.Varint(rest)
 		if n <= 0 {
-			return time.Time{}, nil, errRecord
+			return r, errRecord
 		}
-		ms[i], rest = d, rest[n:]
+		r.ms[i], rest = d, rest[n:]
 	}
-	end := time.UnixMilli(ms[0] + ms[2]).UTC()
-	if v[0] != recordV2 {
-		return end, nil, nil
-	}
-	for i := range 5 { // customer id, hashes, claims, then the user agent
+	for i := range r.field {
 		l, n := binary.Uvarint(rest)
 		if n <= 0 || l > uint64(len(rest)-n) {
-			return time.Time{}, nil, errRecord
+			return r, errRecord
 		}
-		if i == 4 {
-			if l != agentKeyLen {
-				return time.Time{}, nil, errRecord
-			}
-			return end, rest[n : n+int(l)], nil
-		}
-		rest = rest[n+int(l):]
+		r.field[i], rest = rest[n:n+int(l)], rest[n+int(l):]
 	}
-	return end, nil, nil
+	if len(rest) != 0 {
+		return r, errRecord
+	}
+	if v[0] == recordV2 {
+		if len(r.field[4]) != agentKeyLen {
+			return r, errRecord
+		}
+		r.agent, r.field[4] = r.field[4], nil
+	}
+	return r, nil
 }
 
 func uvarintLen(l uint64) int {

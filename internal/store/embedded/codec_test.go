@@ -213,7 +213,7 @@ func writeOldFile(t *testing.T, dir string, records ...string) []store.Session {
 func rawRecord(t *testing.T, s *Store, id string) []byte {
 	t.Helper()
 	var v []byte
-	if err := s.read(func(tx *bolt.Tx, newest map[string]uint64) error {
+	if err := s.read([]string{id}, func(tx *bolt.Tx, newest map[string]uint64) error {
 		r, err := recordValue(tx, id, newest[id])
 		v = bytes.Clone(r)
 		return err

@@ -109,10 +109,6 @@ type txn struct {
 	damaged error             // log entries a fold dropped
 }
 
-func (s *Store) begin(tx *bolt.Tx) *txn {
-	return &txn{Tx: tx, s: s, moved: map[string]uint64{}}
-}
-
 // newest is session id's newest log entry in t, or 0.
 func (t *txn) newest(id string) uint64 {
 	if seq, ok := t.moved[id]; ok {
@@ -250,9 +246,7 @@ func (s *Store) writer() {
 // committed alone, so that the failure stays with the write that caused it.
 func (s *Store) commit(group []write) {
 	results := make([]error, len(group))
-	var t *txn
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		t = s.begin(tx)
+	err := s.write(func(t *txn) error {
 		for i, w := range group {
 			err := w.fn(t)
 			if err != nil && !outcome(err) {
@@ -262,22 +256,29 @@ func (s *Store) commit(group []write) {
 		}
 		return nil
 	})
-	if err == nil {
-		s.publish(t)
-	} else {
+	if err != nil {
 		for i, w := range group {
-			results[i] = s.db.Update(func(tx *bolt.Tx) error {
-				t = s.begin(tx)
-				return w.fn(t)
-			})
-			if results[i] == nil {
-				s.publish(t)
-			}
+			results[i] = s.write(w.fn)
 		}
 	}
 	for i, w := range group {
 		w.done <- results[i]
 	}
+}
+
+// write runs fn in a write transaction of its own and, once it has
+// committed, publishes what it changed of the log. Only the writer, or
+// Open and Close when none runs, writes.
+func (s *Store) write(fn func(*txn) error) error {
+	var t *txn
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		t = &txn{Tx: tx, s: s, moved: map[string]uint64{}}
+		return fn(t)
+	})
+	if err == nil {
+		s.publish(t)
+	}
+	return err
 }
 
 func outcome(err error) bool {
@@ -289,10 +290,8 @@ func outcome(err error) bool {
 // (when the session still has one); the others are dropped. Only the
 // writer, or Open and Close when none runs, folds.
 func (s *Store) fold(n int) error {
-	var t *txn
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		t = s.begin(tx)
-		log, sessions := tx.Bucket(bucketLog), tx.Bucket(bucketSessions)
+	err := s.write(func(t *txn) error {
+		log, sessions := t.Bucket(bucketLog), t.Bucket(bucketSessions)
 		var keys [][]byte
 		c := log.Cursor()
 		for k, _ := c.First(); k != nil && len(keys) < n; k, _ = c.Next() {
@@ -335,7 +334,6 @@ func (s *Store) fold(n int) error {
 	if err != nil {
 		return fmt.Errorf("fold the rotation log: %w", err)
 	}
-	s.publish(t)
 	return nil
 }
 
@@ -415,7 +413,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 		unreadable error
 		began      uint64 // the first write transaction the read does not see
 	)
-	err := s.read(func(tx *bolt.Tx, newest map[string]uint64) error {
+	err := s.read(nil, func(tx *bolt.Tx, newest map[string]uint64) error {
 		ids, agents, unreadable = nil, nil, nil
 		began = uint64(tx.ID()) + 1
 		bad := 0
@@ -540,13 +538,24 @@ func (s *Store) Close() error {
 	return s.err
 }
 
-// read runs fn in a read transaction, with the newest log entry of every
-// session in the log, as published before the transaction began; it reads
-// again if fn finds one folded (errFolded).
-func (s *Store) read(fn func(tx *bolt.Tx, newest map[string]uint64) error) error {
+// read runs fn in a read transaction, with the newest log entries of the
+// sessions ids names (of every logged session when ids is nil), as
+// published before the transaction began; it reads again if fn finds one
+// folded (errFolded).
+func (s *Store) read(ids []string, fn func(tx *bolt.Tx, newest map[string]uint64) error) error {
 	for {
 		s.mu.RLock()
-		newest := maps.Clone(s.latest)
+		var newest map[string]uint64
+		if ids == nil {
+			newest = maps.Clone(s.latest)
+		} else {
+			newest = make(map[string]uint64, len(ids))
+			for _, id := range ids {
+				if seq := s.latest[id]; seq != 0 {
+					newest[id] = seq
+				}
+			}
+		}
 		s.mu.RUnlock()
 		if testHookRead != nil {
 			testHookRead()
@@ -557,38 +566,24 @@ func (s *Store) read(fn func(tx *bolt.Tx, newest map[string]uint64) error) error
 	}
 }
 
-// readSessions reads the sessions ids names that exist, as one read would
-// and with the newest entries of those ids only.
+// readSessions reads the sessions ids names that exist, in one read.
 func (s *Store) readSessions(ids []string) ([]store.Session, error) {
-	for {
-		seqs := make([]uint64, len(ids))
-		s.mu.RLock()
-		for i, id := range ids {
-			seqs[i] = s.latest[id]
-		}
-		s.mu.RUnlock()
-		if testHookRead != nil {
-			testHookRead()
-		}
-		var out []store.Session
-		err := s.db.View(func(tx *bolt.Tx) error {
-			out = out[:0]
-			for i, id := range ids {
-				sess, _, err := record(tx, id, seqs[i])
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				out = append(out, sess)
+	var out []store.Session
+	err := s.read(ids, func(tx *bolt.Tx, newest map[string]uint64) error {
+		out = out[:0]
+		for _, id := range ids {
+			sess, _, err := record(tx, id, newest[id])
+			if errors.Is(err, store.ErrNotFound) {
+				continue
 			}
-			return nil
-		})
-		if !errors.Is(err, errFolded) {
-			return out, err
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
 		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // Ping reports whether the file is open.
